@@ -1,0 +1,99 @@
+"""Shared fixtures: a tiny archive and a tiny random model, both made by the tests.
+
+Nothing here reaches the network: the hub clients are switched to offline mode before
+any test imports them, so a code path that tried to download would fail loudly.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from astropy.table import Table  # noqa: E402
+from PIL import Image  # noqa: E402
+
+#: A CLIP small enough to train and embed in milliseconds, with the real CLIP tokenizer.
+TINY_ARCHITECTURE = {
+    "embed_dim": 32,
+    "quick_gelu": False,
+    "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 2, "head_width": 32},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+INSTRUMENTS = ["ACS/WFC", "WFC3/UVIS", "WFC3/IR", "STIS/CCD"]
+
+
+def write_tiny_archive(root: Path, n: int = 36, seed: int = 0):
+    """An archive of ``n`` distinct 48-px previews with a few ObsCore columns."""
+    from vo_clip.archive import Archive
+
+    rng = np.random.default_rng(seed)
+    (root / "previews").mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:48, 0:48]
+    rows = []
+    for i in range(n):
+        cx, cy, width = rng.uniform(8, 40), rng.uniform(8, 40), rng.uniform(2, 12)
+        blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * width ** 2))
+        pixels = np.clip(255 * (0.7 * blob + 0.3 * rng.random((48, 48))), 0, 255)
+        preview = f"previews/obs{i:03d}.png"
+        Image.fromarray(pixels.astype(np.uint8), mode="L").save(root / preview)
+        rows.append((f"obs{i:03d}", preview, f"TARGET-{i % 7}", INSTRUMENTS[i % 4],
+                     float(10 + i), float(-30 + i / 2), int(10 + i % 20)))
+    table = Table(rows=rows, names=["obs_id", "preview", "target_name", "instrument_name",
+                                    "s_ra", "s_dec", "proposal_cycle"])
+    return Archive.write(root, table, name="tiny", source="tests")
+
+
+@pytest.fixture(scope="session")
+def tiny_archive(tmp_path_factory):
+    return write_tiny_archive(tmp_path_factory.mktemp("tiny-archive"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    from vo_clip.ml.model import create_model
+
+    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+    create_model(TINY_ARCHITECTURE, seed=0, name="tiny test model").save(
+        path, training_data={"archive": "none: random weights"})
+    return path
+
+
+@pytest.fixture(scope="session")
+def other_model_path(tmp_path_factory) -> Path:
+    from vo_clip.ml.model import create_model
+
+    path = tmp_path_factory.mktemp("models") / "other.safetensors"
+    create_model(TINY_ARCHITECTURE, seed=1, name="another model").save(path)
+    return path
+
+
+def run_cli(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``vo-clip ARGS`` as a user would: a separate process, a private home."""
+    env = {**os.environ, "VO_CLIP_HOME": str(home)}
+    env.pop("VO_CLIP_CONFIG", None)
+    result = subprocess.run([sys.executable, "-m", "vo_clip", *args], capture_output=True,
+                            text=True, env=env, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"vo-clip {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    """A failed command said what went wrong in one line (plus a hint), no traceback."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("vo-clip: error:")]
+    assert len(errors) == 1, result.stderr
+    assert all(line.startswith(("vo-clip: error:", "vo-clip: hint:")) for line in lines), lines
+    for needle in needles:
+        assert needle in errors[0], errors[0]

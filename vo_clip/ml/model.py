@@ -1,0 +1,387 @@
+"""The model façade: the only module of vo_clip that imports open_clip.
+
+Everything else asks this module for unit vectors: :meth:`ClipModel.encode_text` and
+:meth:`ClipModel.encode_images` return float32 numpy arrays whose rows have norm 1, so a
+dot product is a cosine similarity. A model is named by a *spec* string:
+
+``PATH.safetensors``
+    a vo_clip checkpoint (weights + model card), as written by :meth:`ClipModel.save`;
+``DIR``
+    a Hugging Face transformers CLIP directory (the format PAPERCLIP trained in,
+    converted on load) or an open_clip directory with ``open_clip_config.json``;
+``hf-hub:ORG/REPO``
+    either of the two directory formats, fetched from the Hugging Face hub;
+``ARCH:TAG`` / ``ARCH:/path/weights``
+    an open_clip architecture with a pretrained tag (``ViT-B-16:openai``, the base
+    PAPERCLIP fine-tuned) or with a local weights file; ``ARCH:random`` initialises
+    the architecture randomly (seeded) as an untrained baseline.
+
+When weights must be fetched and cannot be, :class:`ModelUnavailableError` says in one
+sentence what to download and how to load it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import open_clip
+import torch
+from open_clip.model import CLIP, CustomTextCLIP, set_model_preprocess_cfg
+from open_clip.transform import PreprocessCfg, image_transform_v2
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from ..errors import CheckpointError, ModelUnavailableError, QueryError
+from .card import ModelCard
+from .checkpoint import fingerprint, load_checkpoint, save_checkpoint
+from .convert import hf_clip_to_open_clip, is_hf_clip_dir, read_hf_clip_dir
+
+__all__ = ["ClipModel", "create_model", "load_image", "load_model", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+_HUB_PREFIX = "hf-hub:"
+
+
+class ClipModel:
+    """A CLIP model ready to embed text and images, with the card that describes it."""
+
+    def __init__(self, module: torch.nn.Module, card: ModelCard, *, device: str = "auto",
+                 tokenizer=None):
+        self.device = resolve_device(device)
+        self.module = module.to(self.device).eval()
+        self.card = card
+        self._tokenizer = tokenizer or _tokenizer_for(card.architecture)
+        self._transform = image_transform_v2(_preprocess_cfg(card.preprocess), is_train=False)
+        self._fingerprint = card.fingerprint or None
+        self.spec: str | None = None  # how load_model was asked for it; an index records it
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the weights: checkpoints carry it; other sources get it computed."""
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(self.module.state_dict())
+        return self._fingerprint
+
+    @property
+    def embed_dim(self) -> int:
+        return self.card.embed_dim
+
+    @torch.inference_mode()
+    def encode_text(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Unit vectors for ``texts``, one row each.
+
+        Raises
+        ------
+        QueryError
+            If a text is empty or only whitespace.
+        """
+        texts = list(texts)
+        for text in texts:
+            if not isinstance(text, str) or not text.strip():
+                raise QueryError("the text query is empty", hint="describe what to look for")
+        out = [
+            self._to_numpy(self.module.encode_text(
+                self._tokenizer(texts[i:i + batch_size]).to(self.device), normalize=True))
+            for i in range(0, len(texts), batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
+
+    @torch.inference_mode()
+    def encode_images(self, images: Iterable, *, batch_size: int = 32,
+                      progress: str | None = None, total: int | None = None) -> np.ndarray:
+        """Unit vectors for ``images`` (PIL images or paths), one row each.
+
+        ``progress`` names a progress bar; it is shown only when given.
+        """
+        out, batch = [], []
+        bar = tqdm(total=total, desc=progress, unit="img", disable=progress is None)
+        for image in images:
+            batch.append(self._transform(load_image(image)))
+            if len(batch) == batch_size:
+                out.append(self._encode_batch(batch))
+                bar.update(len(batch))
+                batch = []
+        if batch:
+            out.append(self._encode_batch(batch))
+            bar.update(len(batch))
+        bar.close()
+        return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
+
+    def _encode_batch(self, tensors: list[torch.Tensor]) -> np.ndarray:
+        pixels = torch.stack(tensors).to(self.device)
+        return self._to_numpy(self.module.encode_image(pixels, normalize=True))
+
+    @staticmethod
+    def _to_numpy(features: torch.Tensor) -> np.ndarray:
+        return features.float().cpu().numpy().astype(np.float32, copy=False)
+
+    def save(self, path: str | os.PathLike, *, half: bool = False, **card_changes) -> ModelCard:
+        """Write a checkpoint; the parts named in ``card.external`` are left out of it."""
+        skip = tuple(f"{tower}." for tower in self.card.external)
+        state = {k: v for k, v in self.module.state_dict().items() if not k.startswith(skip)}
+        card = copy.copy(self.card)
+        if card_changes:
+            from dataclasses import replace
+            card = replace(card, **card_changes)
+        self.card = save_checkpoint(path, state, card, half=half)
+        self._fingerprint = self.card.fingerprint
+        return self.card
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes ``cuda`` when a GPU is usable, else ``cpu``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_image(source) -> Image.Image:
+    """An RGB PIL image from a path or an image; previews are often grayscale.
+
+    Raises
+    ------
+    QueryError
+        If the file is missing or not an image PIL can read.
+    """
+    if isinstance(source, Image.Image):
+        return source.convert("RGB")
+    try:
+        with Image.open(source) as image:
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise QueryError(f"cannot read image {source}: {exc}") from exc
+
+
+# -- construction ----------------------------------------------------------------------
+
+def create_model(architecture: dict, preprocess: dict | None = None, *, seed: int = 0,
+                 name: str = "random", device: str = "auto") -> ClipModel:
+    """A randomly initialised model of ``architecture`` (an open_clip model config).
+
+    Seeded, so two calls give the same weights: the untrained baseline of an evaluation
+    and the tiny models of the test-suite rely on that.
+    """
+    torch.manual_seed(seed)
+    module = _instantiate(architecture)
+    preprocess = _complete_preprocess(preprocess, architecture)
+    card = ModelCard(name=name, architecture=architecture, preprocess=preprocess,
+                     base=f"random(seed={seed})")
+    return ClipModel(module, card, device=device)
+
+
+def load_model(spec: str, *, device: str = "auto", cache_dir: str | None = None) -> ClipModel:
+    """Load the model named by ``spec`` (see the module docstring for the forms).
+
+    Raises
+    ------
+    CheckpointError
+        If a local path is neither a vo_clip checkpoint nor a known model directory.
+    ModelUnavailableError
+        If weights must be downloaded and cannot be.
+    """
+    spec = str(spec).strip()
+    if not spec:
+        raise CheckpointError("no model given", hint="pass --model SPEC")
+    path = Path(spec).expanduser()
+    if path.exists():
+        model = (_load_vo_clip_checkpoint(path, device) if path.is_file()
+                 else _load_model_dir(path, spec, device))
+        model.spec = str(path.resolve())
+        return model
+    if spec.startswith(_HUB_PREFIX):
+        model = _load_model_dir(_fetch_hub_repo(spec[len(_HUB_PREFIX):], cache_dir), spec, device)
+    elif ":" in spec:
+        arch, tag = spec.split(":", 1)
+        model = _load_architecture(arch, tag, device, cache_dir)
+    else:
+        model = None
+    if model is not None:
+        model.spec = spec
+        return model
+    if "/" in spec or spec.endswith((".safetensors", ".pt", ".bin")):
+        raise CheckpointError(f"model file {spec} does not exist")
+    raise CheckpointError(
+        f"model spec {spec!r} names no weights",
+        hint=f"use {spec}:TAG (one of {_tags(spec) or 'the open_clip pretrained tags'}), "
+             f"{spec}:/path/to/weights, or a checkpoint path",
+    )
+
+
+def _load_vo_clip_checkpoint(path: Path, device: str) -> ClipModel:
+    card, state = load_checkpoint(path)
+    architecture = _with_external(card)
+    try:
+        module = _instantiate(architecture)
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path} does not match the architecture in its card: {exc}") from exc
+    external = tuple(f"{tower}." for tower in card.external)
+    missing = [k for k in missing if not k.startswith(external)]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path} does not match its card: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    return ClipModel(module, card, device=device)
+
+
+def _load_model_dir(path: Path, spec: str, device: str) -> ClipModel:
+    if is_hf_clip_dir(path):
+        hf_config, hf_state, preprocessor = read_hf_clip_dir(path)
+        architecture, preprocess, state = hf_clip_to_open_clip(hf_config, hf_state, preprocessor)
+        module = _instantiate(architecture)
+        module.load_state_dict(state, strict=True)
+        card = ModelCard(name=path.name, architecture=architecture, preprocess=preprocess,
+                         base=f"hf-transformers:{spec}")
+        return ClipModel(module, card, device=device)
+    config_path = path / "open_clip_config.json"
+    if not config_path.is_file():
+        raise CheckpointError(
+            f"{path} is neither a Hugging Face CLIP directory (config.json with model_type "
+            f"'clip') nor an open_clip directory (open_clip_config.json)"
+        )
+    config = json.loads(config_path.read_text())
+    try:
+        module = open_clip.create_model(f"local-dir:{path}", require_pretrained=True)
+    except (RuntimeError, ValueError, FileNotFoundError) as exc:
+        raise CheckpointError(f"cannot load the open_clip model in {path}: {exc}") from exc
+    card = ModelCard(name=path.name, architecture=config["model_cfg"],
+                     preprocess=_complete_preprocess(config.get("preprocess_cfg"), config["model_cfg"]),
+                     base=f"open_clip:{spec}")
+    return ClipModel(module, card, device=device,
+                     tokenizer=open_clip.get_tokenizer(f"local-dir:{path}"))
+
+
+def _load_architecture(arch: str, tag: str, device: str, cache_dir: str | None) -> ClipModel:
+    architecture = open_clip.get_model_config(arch)
+    if architecture is None:
+        raise CheckpointError(
+            f"unknown open_clip architecture {arch!r}",
+            hint="run python -c 'import open_clip; print(open_clip.list_models())'",
+        )
+    if tag == "random":
+        return create_model(architecture, name=arch, device=device)
+    tag_cfg = open_clip.get_pretrained_cfg(arch, tag)
+    if tag_cfg:
+        weights = _fetch_tag_weights(arch, tag, tag_cfg, cache_dir)
+    elif Path(tag).expanduser().is_file():
+        weights, tag_cfg = str(Path(tag).expanduser()), {}
+    else:
+        raise CheckpointError(
+            f"{tag!r} is neither a pretrained tag of {arch} nor a weights file",
+            hint=f"tags of {arch}: {_tags(arch) or 'none'}",
+        )
+    quick_gelu = bool(tag_cfg.get("quick_gelu", architecture.get("quick_gelu", False)))
+    try:
+        module = open_clip.create_model(arch, pretrained=weights, force_quick_gelu=quick_gelu)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"{weights} does not hold {arch} weights: {exc}") from exc
+    architecture = {**architecture, "quick_gelu": quick_gelu}
+    preprocess = _complete_preprocess(
+        {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg},
+        architecture)
+    card = ModelCard(name=f"{arch} ({Path(tag).name})", architecture=architecture,
+                     preprocess=preprocess, base=f"{arch}:{tag}")
+    return ClipModel(module, card, device=device, tokenizer=open_clip.get_tokenizer(arch))
+
+
+# -- fetching (the network edge) --------------------------------------------------------
+
+def _fetch_tag_weights(arch: str, tag: str, tag_cfg: dict, cache_dir: str | None) -> str:
+    try:
+        return open_clip.download_pretrained(tag_cfg, cache_dir=cache_dir)
+    except Exception as exc:  # hub, HTTP and offline errors all mean "not fetchable"
+        where = _download_location(tag_cfg)
+        raise ModelUnavailableError(
+            f"weights for {arch}:{tag} are not on this machine and cannot be fetched "
+            f"({type(exc).__name__}); download {where} and load it with "
+            f"--model '{arch}:/path/to/{where.rsplit('/', 1)[-1]}'"
+        ) from exc
+
+
+def _fetch_hub_repo(repo: str, cache_dir: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo, cache_dir=cache_dir))
+    except Exception as exc:  # offline, missing repo, HTTP errors: all "not fetchable"
+        raise ModelUnavailableError(
+            f"model {repo} cannot be fetched from the Hugging Face hub "
+            f"({type(exc).__name__}); download the files of https://huggingface.co/{repo} "
+            f"into a directory and pass that directory as --model"
+        ) from exc
+
+
+def _download_location(tag_cfg: dict) -> str:
+    """The URL a person can fetch the weights of a pretrained tag from."""
+    hub = tag_cfg.get("hf_hub", "")
+    if hub:
+        # open_clip writes 'org/repo/' for the default file name and 'org/repo/file' otherwise
+        repo, filename = os.path.split(hub)
+        return f"https://huggingface.co/{repo}/resolve/main/{filename or 'open_clip_pytorch_model.bin'}"
+    return tag_cfg.get("url", "the weights file")
+
+
+def _tags(arch: str) -> str:
+    try:
+        return ", ".join(open_clip.list_pretrained_tags_by_model(arch))
+    except (KeyError, ValueError):
+        return ""
+
+
+# -- open_clip plumbing -----------------------------------------------------------------
+
+def _instantiate(architecture: dict) -> torch.nn.Module:
+    """Build the open_clip module for ``architecture`` without its model registry."""
+    cfg = copy.deepcopy(architecture)
+    text_cfg = cfg.get("text_cfg", {})
+    custom_text = cfg.pop("custom_text", False) or "hf_model_name" in text_cfg
+    if "hf_model_name" in text_cfg:
+        text_cfg.setdefault("hf_model_pretrained", False)
+    module = (CustomTextCLIP if custom_text else CLIP)(**cfg)
+    set_model_preprocess_cfg(module, _complete_preprocess(None, architecture))
+    return module
+
+
+def _with_external(card: ModelCard) -> dict:
+    """The architecture with externally stored towers pointed at their local weights."""
+    architecture = copy.deepcopy(card.architecture)
+    if "text" in card.external:
+        from .towers import resolve_text_tower
+
+        architecture["text_cfg"]["hf_model_name"] = resolve_text_tower(card.external["text"])
+        architecture["text_cfg"]["hf_model_pretrained"] = True
+    return architecture
+
+
+def _complete_preprocess(preprocess: dict | None, architecture: dict) -> dict:
+    size = architecture["vision_cfg"].get("image_size", 224)
+    base = {"size": size, "mean": list(open_clip.OPENAI_DATASET_MEAN),
+            "std": list(open_clip.OPENAI_DATASET_STD), "interpolation": "bicubic",
+            "resize_mode": "shortest", "fill_color": 0, "mode": "RGB"}
+    base.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in (preprocess or {}).items()})
+    return base
+
+
+def _preprocess_cfg(preprocess: dict) -> PreprocessCfg:
+    known = PreprocessCfg.__dataclass_fields__
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in preprocess.items() if k in known}
+    return PreprocessCfg(**values)
+
+
+def _tokenizer_for(architecture: dict):
+    text_cfg = architecture.get("text_cfg", {})
+    context_length = text_cfg.get("context_length", 77)
+    if text_cfg.get("hf_tokenizer_name"):
+        from .towers import resolve_text_tower
+
+        return open_clip.tokenizer.HFTokenizer(
+            resolve_text_tower(text_cfg["hf_tokenizer_name"]), context_length=context_length,
+            tokenizer_mode=text_cfg.get("tokenizer_mode"))
+    return open_clip.SimpleTokenizer(context_length=context_length)

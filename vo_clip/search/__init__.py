@@ -1,0 +1,1 @@
+"""Search: embeddings on disk, the catalog database beside them, and the engine that ranks."""

@@ -1,0 +1,213 @@
+"""The catalog: the observations table as an embedded SQLite database.
+
+Row ``row_index`` of the ``observations`` table describes row ``row_index`` of the
+embedding matrix, so a SQL filter yields the rows to score and a top-k yields the rows
+to fetch. SQLite needs no server, ships with Python, and is the embedded default of the
+architecture; the columns are those of :mod:`vo_clip.archive.columns` (absent ones are
+NULL), followed by any extra columns the archive carries.
+
+Connections are opened per thread (SQLite objects must stay in their thread) and
+read-only once the catalog is built.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Column, MaskedColumn, Table
+
+from ..archive.columns import all_columns
+from ..errors import QueryError, UnknownObservationError
+
+__all__ = ["Catalog", "SearchFilter", "TABLE"]
+
+TABLE = "observations"
+
+_KNOWN = {c.name: c for c in all_columns()}
+
+_SQL_TYPES = {"char": "TEXT", "unicodeChar": "TEXT", "short": "INTEGER", "int": "INTEGER",
+              "long": "INTEGER", "float": "REAL", "double": "REAL", "boolean": "INTEGER"}
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Catalog constraints a similarity search is restricted to.
+
+    Attributes
+    ----------
+    where : str, optional
+        An SQL boolean expression over the catalog columns (the caller's own database;
+        the TAP layer builds these from parsed ADQL, never from raw user text).
+    instrument : str, optional
+        Instrument name prefix, case-insensitive (``ACS`` matches ``ACS/WFC``).
+    cone : (ra, dec, radius), optional
+        Circle on the sky in degrees (ICRS) that ``s_ra``, ``s_dec`` must fall in.
+    """
+
+    where: str | None = None
+    instrument: str | None = None
+    cone: tuple[float, float, float] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.where or self.instrument or self.cone)
+
+    def to_sql(self) -> tuple[str, list]:
+        clauses, params = [], []
+        if self.where:
+            clauses.append(f"({self.where})")
+        if self.instrument:
+            clauses.append("instrument_name LIKE ? ESCAPE '\\'")
+            params.append(_like_prefix(self.instrument))
+        if self.cone:
+            ra, dec, radius = self.cone
+            clauses.append("vo_clip_angdist(s_ra, s_dec, ?, ?) <= ?")
+            params += [float(ra), float(dec), float(radius)]
+        return " AND ".join(clauses) or "1", params
+
+
+class Catalog:
+    """Read access to a built catalog database."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._local = threading.local()
+        info = list(self._db.execute(f"PRAGMA table_info({TABLE})"))[1:]
+        self.columns = [row[1] for row in info]
+        self._types = {row[1]: row[2] for row in info}
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            _register_functions(db)
+            self._local.db = db
+        return db
+
+    def __len__(self) -> int:
+        return self._db.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
+
+    def row_of(self, obs_id: str) -> int:
+        """The row index of ``obs_id``.
+
+        Raises
+        ------
+        UnknownObservationError
+            If no observation has that id.
+        """
+        found = self._db.execute(
+            f"SELECT row_index FROM {TABLE} WHERE obs_id = ?", (obs_id,)).fetchone()
+        if found is None:
+            raise UnknownObservationError(f"no observation with obs_id {obs_id!r} in the index")
+        return int(found[0])
+
+    def select_rows(self, search_filter: SearchFilter) -> np.ndarray:
+        """Row indices satisfying ``search_filter``, ascending.
+
+        Raises
+        ------
+        QueryError
+            If the filter is not valid SQL for this catalog.
+        """
+        where, params = search_filter.to_sql()
+        try:
+            cursor = self._db.execute(
+                f"SELECT row_index FROM {TABLE} WHERE {where} ORDER BY row_index", params)
+            return np.fromiter((r[0] for r in cursor), dtype=np.int64)
+        except sqlite3.Error as exc:
+            raise QueryError(f"invalid filter {where!r}: {exc}") from exc
+
+    def fetch(self, rows: np.ndarray, columns: list[str] | None = None) -> Table:
+        """The catalog rows ``rows``, in that order, as an astropy Table."""
+        columns = columns or self.columns
+        rows = [int(r) for r in rows]
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        found = {}
+        for start in range(0, len(rows), 500):  # SQLite caps the number of parameters
+            chunk = rows[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for record in self._db.execute(
+                    f"SELECT row_index, {quoted} FROM {TABLE} WHERE row_index IN ({marks})", chunk):
+                found[record[0]] = record[1:]
+        records = [found[r] for r in rows]
+        return Table([_typed_column(name, [rec[i] for rec in records], self._types[name])
+                      for i, name in enumerate(columns)])
+
+    # -- building ------------------------------------------------------------------------
+    @staticmethod
+    def build(path: str | Path, table: Table) -> "Catalog":
+        """Write ``table`` (an archive's observations) as a new catalog at ``path``."""
+        path = Path(path)
+        path.unlink(missing_ok=True)
+        names = [c.name for c in all_columns()] + [n for n in table.colnames if n not in _KNOWN]
+        types = [_SQL_TYPES[_KNOWN[n].datatype] if n in _KNOWN else _sql_type(table[n])
+                 for n in names]
+        db = sqlite3.connect(path)
+        try:
+            columns_sql = ", ".join(f'"{n}" {t}' for n, t in zip(names, types))
+            db.execute(f"CREATE TABLE {TABLE} (row_index INTEGER PRIMARY KEY, {columns_sql})")
+            present = [n in table.colnames for n in names]
+            values = [_python_values(table[n]) if p else None for n, p in zip(names, present)]
+            records = ((i, *[(v[i] if v is not None else None) for v in values])
+                       for i in range(len(table)))
+            marks = ",".join("?" * (len(names) + 1))
+            db.executemany(f"INSERT INTO {TABLE} VALUES ({marks})", records)
+            db.execute(f"CREATE UNIQUE INDEX {TABLE}_obs_id ON {TABLE}(obs_id)")
+            db.commit()
+        finally:
+            db.close()
+        return Catalog(path)
+
+
+def _typed_column(name: str, values: list, sql_type: str):
+    """An astropy column of the SQL type, masked where SQL said NULL, with its metadata."""
+    mask = [v is None for v in values]
+    if sql_type == "INTEGER":
+        data = np.array([0 if v is None else v for v in values], dtype=np.int64)
+    elif sql_type == "REAL":
+        data = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    else:
+        data = np.array(["" if v is None else str(v) for v in values], dtype=str)
+    definition = _KNOWN.get(name)
+    meta = {"unit": definition.unit, "description": definition.description} if definition else {}
+    if any(mask):
+        return MaskedColumn(data, name=name, mask=mask, **meta)
+    return Column(data, name=name, **meta)
+
+
+def _python_values(column) -> list:
+    """Plain Python values (None for masked or NaN) that sqlite3 can bind."""
+    values = np.ma.getdata(column).tolist()
+    mask = np.ma.getmaskarray(column)
+    if mask.any():
+        values = [None if m else v for v, m in zip(values, mask)]
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+
+
+def _sql_type(column) -> str:
+    kind = column.dtype.kind
+    return {"i": "INTEGER", "u": "INTEGER", "b": "INTEGER", "f": "REAL"}.get(kind, "TEXT")
+
+
+def _like_prefix(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def _angdist(ra1, dec1, ra2, dec2):
+    """Great-circle distance in degrees (haversine: stable at small separations)."""
+    if None in (ra1, dec1, ra2, dec2):
+        return None
+    ra1, dec1, ra2, dec2 = map(math.radians, (ra1, dec1, ra2, dec2))
+    s = (math.sin((dec2 - dec1) / 2) ** 2
+         + math.cos(dec1) * math.cos(dec2) * math.sin((ra2 - ra1) / 2) ** 2)
+    return math.degrees(2 * math.asin(min(1.0, math.sqrt(s))))
+
+
+def _register_functions(db: sqlite3.Connection) -> None:
+    db.create_function("vo_clip_angdist", 4, _angdist, deterministic=True)

@@ -1,0 +1,119 @@
+"""The search engine: a query (text, image or observation) becomes scores per row.
+
+Exact cosine search is one float32 matrix–vector product over the memory-mapped
+embeddings followed by ``argpartition``: on unit vectors the dot product is the cosine
+similarity, and BLAS makes the product as fast as memory bandwidth allows. A catalog
+filter first selects the rows to score, so constrained searches touch less memory.
+:meth:`SearchEngine.scores` exposes the full score vector, which the TAP layer joins to
+SQL results to evaluate similarity functions for every row at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+from ..errors import QueryError
+from .catalog import SearchFilter
+from .index import EmbeddingIndex
+
+__all__ = ["Hits", "Query", "SearchEngine", "top_k"]
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to look for: exactly one of a text, an image file, or an observation id."""
+
+    text: str | None = None
+    image: str | Path | None = None
+    like: str | None = None
+
+    def __post_init__(self):
+        given = [name for name in ("text", "image", "like") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise QueryError(
+                "give exactly one of a text, an image or an observation id to search by"
+                + (f" (got {', '.join(given)})" if given else ""))
+        if self.text is not None and not self.text.strip():
+            raise QueryError("the text query is empty", hint="describe what to look for")
+
+    def describe(self) -> str:
+        if self.text is not None:
+            return f"text {self.text!r}"
+        return f"image {self.image}" if self.image is not None else f"observation {self.like}"
+
+
+@dataclass(frozen=True)
+class Hits:
+    """Ranked rows of a search, best first."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+class SearchEngine:
+    """Ranks the observations of an index by similarity to a query.
+
+    Parameters
+    ----------
+    index : EmbeddingIndex
+    model : ClipModel, optional
+        Needed to embed text and image queries; searches by observation id work
+        without one. It must be the model the index was built with.
+    """
+
+    def __init__(self, index: EmbeddingIndex, model=None):
+        if model is not None:
+            index.check_model(model.fingerprint, model.card.name)
+        self.index = index
+        self.model = model
+
+    def vector(self, query: Query) -> np.ndarray:
+        """The unit vector of ``query`` in the index's embedding space."""
+        if query.like is not None:
+            return np.array(self.index.embeddings[self.index.catalog.row_of(query.like)])
+        if self.model is None:
+            raise QueryError(f"searching by {query.describe()} needs the model")
+        if query.text is not None:
+            return self.model.encode_text([query.text])[0]
+        return self.model.encode_images([query.image])[0]
+
+    def scores(self, vector: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Cosine similarity of ``vector`` to every row (or to ``rows``), as float32."""
+        vector = np.asarray(vector, dtype=np.float32)
+        matrix = self.index.embeddings if rows is None else self.index.embeddings[rows]
+        return matrix @ vector
+
+    def search(self, query: Query, *, top: int = 10,
+               search_filter: SearchFilter | None = None) -> Hits:
+        """The ``top`` rows most similar to ``query`` that satisfy ``search_filter``."""
+        if top < 1:
+            raise QueryError(f"--top must be at least 1, not {top}")
+        vector = self.vector(query)
+        rows = self.index.catalog.select_rows(search_filter) if search_filter else None
+        scores = self.scores(vector, rows)
+        best = top_k(scores, top)
+        return Hits(rows=best if rows is None else rows[best], scores=scores[best])
+
+    def table(self, hits: Hits, columns: list[str] | None = None) -> Table:
+        """The catalog rows of ``hits`` with a ``similarity`` column, best first."""
+        table = self.index.catalog.fetch(hits.rows, columns)
+        table["similarity"] = hits.scores.astype(np.float64)
+        table["similarity"].description = "Cosine similarity of the preview to the query"
+        return table
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest scores, best first; ties go to the lower index."""
+    k = min(k, len(scores))
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    order = np.lexsort((part, -scores[part]))
+    return part[order].astype(np.int64)

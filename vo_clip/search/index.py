@@ -1,0 +1,213 @@
+"""The index directory: every observation's embedding, its catalog row, and provenance.
+
+Layout::
+
+    INDEX/
+      manifest.json     the model and archive it was built from (names + fingerprints)
+      embeddings.npy    float32 [n_observations, embed_dim], unit rows, memory-mapped
+      catalog.sqlite    the observations (row i ↔ embedding i) and each preview's sha256
+
+A fresh process opens an index without recomputing anything: ``np.load(mmap_mode="r")``
+maps the matrix and the operating system pages it in on first use. An index is tied to
+one model: vectors of two models live in different spaces, so building refuses to add
+to an index made with another model, and searching refuses a model that differs from
+the manifest's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import ArchiveError, IndexMismatchError, IndexMissingError
+from .catalog import Catalog
+
+__all__ = ["EmbeddingIndex", "IndexBuild", "IndexManifest", "build_index"]
+
+MANIFEST = "manifest.json"
+EMBEDDINGS = "embeddings.npy"
+CATALOG = "catalog.sqlite"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class IndexManifest:
+    """Provenance of an index: which model embedded which archive, when."""
+
+    model: dict
+    archive: dict
+    count: int
+    embed_dim: int
+    created: str
+    vo_clip_version: str = __version__
+    format: int = FORMAT
+
+    @property
+    def model_fingerprint(self) -> str:
+        return self.model["fingerprint"]
+
+
+class EmbeddingIndex:
+    """An opened index: a memory-mapped embedding matrix and its catalog."""
+
+    def __init__(self, root: Path, manifest: IndexManifest, embeddings: np.ndarray,
+                 catalog: Catalog):
+        self.root = root
+        self.manifest = manifest
+        self.embeddings = embeddings
+        self.catalog = catalog
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> "EmbeddingIndex":
+        """Open the index in ``root`` without loading the embeddings into memory.
+
+        Raises
+        ------
+        IndexMissingError
+            If ``root`` holds no complete index.
+        """
+        root = Path(root).expanduser()
+        if not all((root / name).is_file() for name in (MANIFEST, EMBEDDINGS, CATALOG)):
+            raise IndexMissingError(f"no index at {root}", hint="build one with 'vo-clip index'")
+        data = json.loads((root / MANIFEST).read_text())
+        manifest = IndexManifest(**data)
+        embeddings = np.load(root / EMBEDDINGS, mmap_mode="r")
+        if embeddings.shape != (manifest.count, manifest.embed_dim):
+            raise IndexMismatchError(
+                f"index at {root} is damaged: embeddings are {embeddings.shape}, the manifest "
+                f"says ({manifest.count}, {manifest.embed_dim})", hint="rebuild it with --rebuild")
+        return cls(root, manifest, embeddings, Catalog(root / CATALOG))
+
+    def __len__(self) -> int:
+        return self.manifest.count
+
+    def check_model(self, fingerprint: str, name: str) -> None:
+        """Refuse a model other than the one the index was built with.
+
+        Raises
+        ------
+        IndexMismatchError
+            If ``fingerprint`` differs from the manifest's.
+        """
+        if fingerprint != self.manifest.model_fingerprint:
+            raise IndexMismatchError(
+                f"index at {self.root} was built with model {self.manifest.model['name']!r} "
+                f"({self.manifest.model_fingerprint[:12]}), not {name!r} ({fingerprint[:12]})",
+                hint="use the same --model, or rebuild the index with 'vo-clip index --rebuild'",
+            )
+
+    def preview_hashes(self) -> dict[str, str]:
+        with sqlite3.connect(f"file:{self.root / CATALOG}?mode=ro", uri=True) as db:
+            return dict(db.execute("SELECT obs_id, sha256 FROM preview_hashes"))
+
+    def describe(self) -> dict:
+        return {"path": str(self.root), **asdict(self.manifest)}
+
+
+@dataclass(frozen=True)
+class IndexBuild:
+    """The outcome of :func:`build_index`: the opened index and how much was reused."""
+
+    index: EmbeddingIndex
+    embedded: int
+    reused: int
+
+
+def build_index(archive, model, out: str | os.PathLike, *, rebuild: bool = False,
+                batch_size: int = 32, progress: bool = True) -> IndexBuild:
+    """Embed every preview of ``archive`` with ``model`` into the index directory ``out``.
+
+    An existing index built with the same model is reused: observations whose preview
+    bytes are unchanged keep their vectors, so re-running after the archive grows embeds
+    only the new previews.
+
+    Raises
+    ------
+    IndexMismatchError
+        If ``out`` holds an index built with another model and ``rebuild`` is false.
+    """
+    out = Path(out).expanduser()
+    previous = _previous_vectors(out, model, rebuild)
+    hashes = [_sha256(archive.preview_path(i)) for i in range(len(archive))]
+    work = out.with_name(out.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    matrix = np.lib.format.open_memmap(work / EMBEDDINGS, mode="w+", dtype=np.float32,
+                                       shape=(len(archive), model.embed_dim))
+    todo = []
+    for row, (obs_id, digest) in enumerate(zip(archive.obs_ids, hashes)):
+        if previous.get(obs_id, (None,))[0] == digest:
+            matrix[row] = previous[obs_id][1]
+        else:
+            todo.append(row)
+    if todo:
+        matrix[todo] = model.encode_images(
+            (archive.preview_path(r) for r in todo), batch_size=batch_size, total=len(todo),
+            progress="embedding previews" if progress else None)
+    matrix.flush()
+    del matrix
+    Catalog.build(work / CATALOG, archive.table)
+    with sqlite3.connect(work / CATALOG) as db:
+        db.execute("CREATE TABLE preview_hashes (obs_id TEXT PRIMARY KEY, sha256 TEXT)")
+        db.executemany("INSERT INTO preview_hashes VALUES (?, ?)", zip(archive.obs_ids, hashes))
+    _write_manifest(work, archive, model)
+    _swap_into_place(work, out)
+    return IndexBuild(EmbeddingIndex.open(out), embedded=len(todo),
+                      reused=len(archive) - len(todo))
+
+
+def _previous_vectors(out: Path, model, rebuild: bool) -> dict[str, tuple[str, np.ndarray]]:
+    """obs_id → (preview sha256, vector) of an existing index built with ``model``."""
+    if rebuild or not (out / MANIFEST).is_file():
+        return {}
+    try:
+        old = EmbeddingIndex.open(out)
+    except (IndexMissingError, IndexMismatchError, ValueError, TypeError):
+        return {}  # a damaged or foreign-format index is simply rebuilt
+    old.check_model(model.fingerprint, model.card.name)
+    hashes = old.preview_hashes()
+    ids = old.catalog.fetch(np.arange(len(old)), ["obs_id"])["obs_id"]
+    return {str(i): (hashes.get(str(i)), np.array(old.embeddings[row]))
+            for row, i in enumerate(ids)}
+
+
+def _write_manifest(root: Path, archive, model) -> None:
+    manifest = IndexManifest(
+        model={"name": model.card.name, "fingerprint": model.fingerprint,
+               "base": model.card.base, "spec": model.spec},
+        archive={"name": archive.name, "path": str(archive.root.resolve()),
+                 "fingerprint": archive.fingerprint},
+        count=len(archive),
+        embed_dim=model.embed_dim,
+        created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    (root / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
+
+
+def _swap_into_place(work: Path, out: Path) -> None:
+    old = out.with_name(out.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        os.replace(out, old)
+    os.replace(work, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ArchiveError(f"cannot read preview {path}: {exc.strerror}") from exc
+    return digest.hexdigest()
