@@ -22,6 +22,9 @@ from .index import EmbeddingIndex
 
 __all__ = ["Hits", "Query", "SearchEngine", "top_k"]
 
+#: Below 1/8 of the rows, gathering the filtered rows beats scoring every row.
+_GATHER_FRACTION = 8
+
 
 @dataclass(frozen=True)
 class Query:
@@ -87,15 +90,23 @@ class SearchEngine:
     def scores(self, vector: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Cosine similarity of ``vector`` to every row (or to ``rows``), as float32."""
         vector = np.asarray(vector, dtype=np.float32)
-        matrix = self.index.embeddings if rows is None else self.index.embeddings[rows]
-        return matrix @ vector
+        if rows is None:
+            return self.index.embeddings @ vector
+        if len(rows) > len(self.index) // _GATHER_FRACTION:
+            # Copying many scattered rows costs more than scoring them all in one pass.
+            return (self.index.embeddings @ vector)[rows]
+        return self.index.embeddings[rows] @ vector
 
     def search(self, query: Query, *, top: int = 10,
                search_filter: SearchFilter | None = None) -> Hits:
         """The ``top`` rows most similar to ``query`` that satisfy ``search_filter``."""
         if top < 1:
             raise QueryError(f"--top must be at least 1, not {top}")
-        vector = self.vector(query)
+        return self.search_vector(self.vector(query), top=top, search_filter=search_filter)
+
+    def search_vector(self, vector: np.ndarray, *, top: int = 10,
+                      search_filter: SearchFilter | None = None) -> Hits:
+        """The ``top`` rows nearest to a unit ``vector`` among those ``search_filter`` keeps."""
         rows = self.index.catalog.select_rows(search_filter) if search_filter else None
         scores = self.scores(vector, rows)
         best = top_k(scores, top)
@@ -110,7 +121,7 @@ class SearchEngine:
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest scores, best first; ties go to the lower index."""
+    """Indices of the ``k`` largest scores, best first; equal scores in row order."""
     k = min(k, len(scores))
     if k == 0:
         return np.zeros(0, dtype=np.int64)

@@ -1,0 +1,52 @@
+"""Configuration precedence: defaults < file < environment < command line."""
+
+from pathlib import Path
+
+import pytest
+
+from vo_clip.config import Config
+from vo_clip.errors import VoClipError
+
+
+def test_precedence(tmp_path):
+    file = tmp_path / "vo_clip.toml"
+    file.write_text('model = "from-file"\nauthority = "file.example"\n'
+                    'archive = "~/archive-from-file"\n')
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "VO_CLIP_CONFIG": str(file),
+           "VO_CLIP_MODEL": "from-env"}
+    config = Config.load(env=env, device="cpu")
+    assert config.home == tmp_path / "cache" / "vo_clip"
+    assert config.model == "from-env"
+    assert config.authority == "file.example"
+    assert config.archive == Path("~/archive-from-file").expanduser()
+    assert config.device == "cpu"
+    assert config.index_dir == config.home / "indexes" / "archive-from-file"
+    assert Config.load(env=env, model="from-flag").model == "from-flag"
+
+
+def test_defaults_point_at_the_demo_archive(tmp_path):
+    config = Config.load(env={"VO_CLIP_HOME": str(tmp_path)})
+    assert config.archive_dir == tmp_path / "demo-archive"
+    assert config.index_dir == tmp_path / "indexes" / "demo-archive"
+
+
+def test_file_in_a_vo_clip_table_is_read(tmp_path):
+    file = tmp_path / "settings.toml"
+    file.write_text('[vo_clip]\nbase_url = "https://archive.example/vo"\n')
+    assert Config.load(file=file, env={}).base_url == "https://archive.example/vo"
+
+
+@pytest.mark.parametrize("text, match", [
+    ('modle = "typo"\n', "unknown setting"),
+    ("model = \n", "not valid TOML"),
+])
+def test_bad_files_are_named(tmp_path, text, match):
+    file = tmp_path / "bad.toml"
+    file.write_text(text)
+    with pytest.raises(VoClipError, match=match):
+        Config.load(file=file, env={})
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(VoClipError, match="cannot read configuration file"):
+        Config.load(file=tmp_path / "nope.toml", env={})
