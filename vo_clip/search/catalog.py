@@ -121,9 +121,8 @@ class Catalog:
         """
         where, params = search_filter.to_sql()
         try:
-            cursor = self._db.execute(
-                f"SELECT row_index FROM {TABLE} WHERE {where} ORDER BY row_index", params)
-            return np.fromiter((r[0] for r in cursor), dtype=np.int64)
+            cursor = self._db.execute(f"SELECT row_index FROM {TABLE} WHERE {where}", params)
+            return np.sort(np.fromiter((r[0] for r in cursor), dtype=np.int64))
         except sqlite3.Error as exc:
             raise QueryError(f"invalid filter {where!r}: {exc}") from exc
 
@@ -165,6 +164,9 @@ class Catalog:
             db.execute(f"CREATE UNIQUE INDEX {TABLE}_obs_id ON {TABLE}(obs_id)")
             for column in _INDEXED:
                 db.execute(f"CREATE INDEX {TABLE}_{column} ON {TABLE}({column})")
+            # LIKE is case-insensitive in SQLite; only a NOCASE index can answer a prefix.
+            db.execute(f"CREATE INDEX {TABLE}_instrument ON {TABLE}"
+                       "(instrument_name COLLATE NOCASE)")
             db.commit()
         finally:
             db.close()
