@@ -20,6 +20,8 @@ from .instruments import Detector
 __all__ = [
     "Footprint",
     "PreviewGeometry",
+    "deproject",
+    "detector_to_pixels",
     "drizzled_shape",
     "fov_diameter_deg",
     "footprint",
@@ -95,12 +97,12 @@ def stcs_polygon(ra: float, dec: float, det: Detector, angle_deg: float) -> str:
         points.reverse()
     coords = []
     for east, north in points:
-        v_ra, v_dec = _deproject(ra, dec, east / 3600.0, north / 3600.0)
+        v_ra, v_dec = deproject(ra, dec, east / 3600.0, north / 3600.0)
         coords.append(f"{v_ra:.7f} {v_dec:.7f}")
     return "Polygon ICRS " + " ".join(coords)
 
 
-def _deproject(ra0: float, dec0: float, xi_deg: float, eta_deg: float) -> tuple[float, float]:
+def deproject(ra0: float, dec0: float, xi_deg: float, eta_deg: float) -> tuple[float, float]:
     """Inverse gnomonic projection: tangent-plane offsets to (ra, dec), degrees."""
     xi, eta = math.radians(xi_deg), math.radians(eta_deg)
     d0 = math.radians(dec0)
@@ -157,3 +159,9 @@ class PreviewGeometry:
     @property
     def aperture_pixels(self) -> tuple[float, float]:
         return self.to_pixels(0.0, 0.0)
+
+
+def detector_to_pixels(geometry: PreviewGeometry, u, v):
+    """Preview (column, row) of detector arcsec (u, v)."""
+    east, north = _to_sky(np.asarray(u, np.float64), np.asarray(v, np.float64), geometry.angle)
+    return geometry.to_pixels(east, north)

@@ -114,7 +114,7 @@ DETECTORS: tuple[Detector, ...] = (
                       ("F342W", 310, 380), ("F430W", 390, 470), ("F480LP", 480, 600),
                       ("F501N", 500, 502)),
              ((1, 8),), read_noise=0.0, aberrated=False),
-    Detector("WFPC2", "wfpc2", "u", "ccd", "wfpc2", 0.0996, (1600, 1600), _WFPC2_FILTERS,
+    Detector("WFPC2", "wfpc2_wf", "u", "ccd", "wfpc2", 0.0996, (1600, 1600), _WFPC2_FILTERS,
              ((4, 18),), read_noise=5.0, full_well=53000.0),
     Detector("NICMOS/NIC2", "nicmos_nic2", "n", "ir", "single", 0.075, (256, 256),
              _filters(("F110W", 800, 1400), ("F160W", 1400, 1800), ("F187N", 1868, 1882),

@@ -18,6 +18,8 @@ __all__ = [
     "Canvas",
     "fft_blur",
     "fractal_noise",
+    "gaussian",
+    "pixel_grid",
     "sersic",
     "shell_profile",
     "smoothstep",
@@ -26,7 +28,7 @@ __all__ = [
 
 
 @lru_cache(maxsize=8)
-def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
     x.flags.writeable = False
     y.flags.writeable = False
@@ -59,7 +61,7 @@ class Canvas:
     @property
     def xy(self) -> tuple[np.ndarray, np.ndarray]:
         """Pixel-centre coordinates (column, row) of the whole image."""
-        return _grid(self.size)
+        return pixel_grid(self.size)
 
     def frame(self, cx, cy, pa, q=1.0, *, grid=None):
         """Coordinates along and across an ellipse's major axis (across scaled by 1/q)."""
@@ -146,6 +148,11 @@ def shell_profile(r: np.ndarray, r_in: float, r_out: float) -> np.ndarray:
     outer = np.sqrt(np.maximum(np.float32(r_out * r_out) - r * r, 0))
     inner = np.sqrt(np.maximum(np.float32(r_in * r_in) - r * r, 0))
     return (outer - inner) / np.float32(max(r_out, 1e-3))
+
+
+def gaussian(x: np.ndarray, width: float) -> np.ndarray:
+    """exp(-(x/width)^2): the soft profile of rings, lanes, jets and bands."""
+    return np.exp(-np.square(x * (1.0 / width)))
 
 
 def smoothstep(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,133 @@
+"""Build the demo archive: plan, render previews in parallel, write the table last.
+
+The demo archive is what the service and every test use by default, because real
+Hubble previews cannot be downloaded everywhere. It is deterministic: the same seed
+gives byte-identical ``observations.ecsv``, ``truth.csv`` and PNGs whatever the number
+of worker processes. It is built in a temporary sibling directory and moved into place
+only when complete, so an interrupted build never leaves a half-written archive.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ...errors import ArchiveError
+from ..archive import METADATA_FILE, OBSERVATIONS_FILE, Archive
+from .kinds import KINDS
+from .plan import Observation, plan_archive
+from .render import Exposure, render_preview, write_png
+from .table import observations_table, preview_name
+
+__all__ = ["TRUTH_FILE", "build_demo_archive"]
+
+#: Ground truth for evaluation only: ``obs_id,kind`` per observation.
+TRUTH_FILE = "truth.csv"
+
+_Job = tuple[Exposure, int, tuple[int, ...], str]
+
+
+def build_demo_archive(root: str | os.PathLike, *, n_observations: int = 3000,
+                       n_proposals: int = 400, seed: int = 0, preview_size: int = 512,
+                       workers: int | None = None, progress: bool = True) -> Archive:
+    """Generate the synthetic HST archive in ``root`` and return it opened.
+
+    Parameters
+    ----------
+    root : path
+        Archive directory; replaced if it already holds an archive, refused if it
+        holds anything else.
+    n_observations, n_proposals : int
+        Archive size. With at least ``len(KINDS)`` proposals every scene kind is the
+        main kind of at least one proposal.
+    seed : int
+        Everything (plan, captions, pixels) follows from it.
+    preview_size : int
+        Side of the square 8-bit previews, in pixels.
+    workers : int, optional
+        Rendering processes; default ``os.cpu_count()``. Results do not depend on it.
+    progress : bool
+        Show a progress bar while previews render.
+    """
+    if n_observations < 1:
+        raise ArchiveError(f"a demo archive needs at least one observation, not {n_observations}")
+    root = Path(root).expanduser()
+    _check_replaceable(root)
+    observations = plan_archive(n_observations, n_proposals, seed)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
+    staging.chmod(0o777 & ~_umask())
+    try:
+        _render_all(staging, observations, preview_size, workers or os.cpu_count() or 1, progress)
+        _write_truth(staging / TRUTH_FILE, observations)
+        Archive.write(staging, observations_table(observations), name="HST demo archive",
+                      source="vo_clip.archive.demo (synthetic; not real HST data)",
+                      extra={"seed": seed, "n_observations": len(observations),
+                             "n_proposals": len({o.proposal.proposal_id for o in observations}),
+                             "preview_size": preview_size, "kinds": list(KINDS)})
+        _swap_into_place(staging, root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Archive.open(root)
+
+
+def _check_replaceable(root: Path) -> None:
+    """Refuse to replace a directory that holds something other than an archive."""
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise ArchiveError(f"{root} exists and is not a directory")
+    is_archive = (root / OBSERVATIONS_FILE).exists() or (root / METADATA_FILE).exists()
+    if any(root.iterdir()) and not is_archive:
+        raise ArchiveError(f"refusing to replace {root}: it is not empty and holds no archive",
+                           hint="choose an empty or new directory")
+
+
+def _render_all(staging: Path, observations: list[Observation], size: int, workers: int,
+                progress: bool) -> None:
+    (staging / "previews").mkdir()
+    jobs: list[_Job] = [(o.exposure, size, o.seed, str(staging / preview_name(o.obs_id)))
+                        for o in observations]
+    bar = tqdm(total=len(jobs), desc="rendering previews", unit="preview", disable=not progress)
+    with bar:
+        if workers <= 1:
+            for job in jobs:
+                _render_job(job)
+                bar.update()
+            return
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for _ in pool.map(_render_job, jobs, chunksize=8):
+                bar.update()
+
+
+def _render_job(job: _Job) -> None:
+    exposure, size, seed, path = job
+    write_png(Path(path), render_preview(exposure, size, seed))
+
+
+def _write_truth(path: Path, observations: list[Observation]) -> None:
+    lines = ["obs_id,kind"] + [f"{o.obs_id},{o.kind}" for o in observations]
+    path.write_text("\n".join(lines) + "\n", encoding="ascii")
+
+
+def _umask() -> int:
+    """The process umask (mkdtemp creates private directories; the archive should not be)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _swap_into_place(staging: Path, root: Path) -> None:
+    """Replace ``root`` by the finished ``staging`` directory in two renames."""
+    if not root.exists():
+        os.replace(staging, root)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+    os.replace(root, retired / root.name)
+    os.replace(staging, root)
+    shutil.rmtree(retired, ignore_errors=True)
