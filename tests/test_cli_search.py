@@ -110,7 +110,8 @@ def test_info_json_names_archive_index_and_model(built, tiny_model_path):
     home, index = built
     result = run_cli("info", "--json", home=home)
     report = json.loads(result.stdout)
-    assert report["model"]["status"] == "no model configured"
+    assert report["model"]["spec"] == "demo"  # the default when nothing else is named
+    assert "no index at" in report["index"]["status"]
     env_index = run_cli("--config", str(_config(home, index)), "info", "--json", home=home)
     report = json.loads(env_index.stdout)
     assert report["index"]["path"] == str(index)

@@ -51,11 +51,14 @@ def cli(ctx, config_file, home, device):
     """Search Hubble observations in plain language.
 
     \b
-    A typical session:
-      vo-clip index --archive ARCHIVE --model MODEL   # embed every preview once
+    Out of the box (the demo archive and model are built on first use):
       vo-clip query "planetary nebula with a bright central star"
       vo-clip query --like OBS_ID --top 5            # more like this observation
       vo-clip info                                   # what is in use, and where
+      vo-clip serve                                  # the HTTP service
+    Your own archive:
+      vo-clip index --archive ARCHIVE --model MODEL   # embed every preview once
+      vo-clip train / vo-clip eval                    # fine-tune and measure
 
     Settings come from defaults, --config FILE, VO_CLIP_* variables and flags, in
     that order. Run 'vo-clip COMMAND --help' for each command.
@@ -64,9 +67,10 @@ def cli(ctx, config_file, home, device):
 
 
 @cli.command()
-@click.option("--archive", type=click.Path(file_okay=False), help="Archive directory.")
-@click.option("--model", help="Model spec: a checkpoint file, a model directory, "
-                              "hf-hub:ORG/REPO or ARCH:TAG (e.g. ViT-B-16:openai).")
+@click.option("--archive", type=click.Path(file_okay=False),
+              help="Archive directory (default: the demo archive, generated on first use).")
+@click.option("--model", help="Model spec: demo (default), a checkpoint file, a model "
+                              "directory, hf-hub:ORG/REPO or ARCH:TAG (e.g. ViT-B-16:openai).")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Index directory (default: HOME/indexes/<archive name>).")
 @click.option("--rebuild", is_flag=True,
@@ -79,13 +83,13 @@ def index(config: Config, archive, model, out, rebuild, batch_size):
     Re-running after the archive changed embeds only new or changed previews; an
     index built with another model is refused unless --rebuild is given.
     """
-    from .archive import Archive
     from .ml.model import load_model
     from .search.index import build_index
+    from .workspace import ensure_demo_archive, model_spec
 
     config = _with(config, archive=archive, model=model, index=out)
-    the_archive = Archive.open(config.archive_dir)
-    the_model = load_model(_require_model(config), device=config.device)
+    the_archive = ensure_demo_archive(config, notify=_notify)
+    the_model = load_model(model_spec(config), device=config.device)
     built = build_index(the_archive, the_model, config.index_dir, rebuild=rebuild,
                         batch_size=batch_size)
     click.echo(f"indexed {len(built.index)} observations of {the_archive.name} with "
@@ -122,24 +126,153 @@ def query(config: Config, text, image, like, top, fmt, columns, instrument, cone
       vo-clip query --like hst_12345_01_acs_wfc_f814w_jb1n01 --cone 150.1 2.2 1.0
     """
     from .search.catalog import SearchFilter
-    from .search.engine import Query, SearchEngine
-    from .search.index import EmbeddingIndex
+    from .search.engine import Query
+    from .workspace import open_engine
 
     config = _with(config, index=index_dir, model=model)
     the_query = Query(text=text, image=image, like=like)
-    the_index = EmbeddingIndex.open(config.index_dir)
-    the_model = None
-    if like is None:
-        from .ml.model import load_model
-
-        spec = config.model or the_index.manifest.model.get("spec")
-        the_model = load_model(_require_model(config, spec), device=config.device)
-    engine = SearchEngine(the_index, the_model)
+    engine = open_engine(config, with_model=like is None, notify=_notify)
     search_filter = SearchFilter(where=where, instrument=instrument,
                                  cone=tuple(cone) if cone else None)
     hits = engine.search(the_query, top=top, search_filter=search_filter)
-    table = engine.table(hits, _columns(columns, the_index.catalog.columns))
+    table = engine.table(hits, _columns(columns, engine.index.catalog.columns))
     _emit(table, fmt, the_query)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Archive directory (default: HOME/demo-archive, the embedded default).")
+@click.option("--observations", default=3000, show_default=True, type=click.IntRange(1))
+@click.option("--proposals", default=400, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--preview-size", default=512, show_default=True, type=click.IntRange(32, 2048))
+@click.option("--contact-sheet", type=click.Path(dir_okay=False),
+              help="Also write a PNG with one preview of each scene kind.")
+@click.option("--retrain-model", is_flag=True,
+              help="Also retrain the demo model on this archive (seeded; ~10 min on 2 cores) "
+                   "and write it to --model-out.")
+@click.option("--model-out", type=click.Path(dir_okay=False),
+              help="Where --retrain-model writes (default: the checkpoint shipped in the package).")
+@click.pass_obj
+def demo(config: Config, out, observations, proposals, seed, preview_size, contact_sheet,
+         retrain_model, model_out):
+    """Generate the synthetic HST demo archive (and optionally retrain the demo model).
+
+    The archive is deterministic: the same options give byte-identical files. Other
+    commands generate the default one on first use; run this to choose its size, to
+    rebuild it, or to look at it (--contact-sheet).
+    """
+    from .archive.demo import build_demo_archive, write_contact_sheet
+
+    root = Path(out).expanduser() if out else config.archive_dir
+    archive = build_demo_archive(root, n_observations=observations, n_proposals=proposals,
+                                 seed=seed, preview_size=preview_size)
+    click.echo(f"demo archive: {len(archive)} observations in {archive.root}")
+    if contact_sheet:
+        write_contact_sheet(archive.root, contact_sheet)
+        click.echo(f"contact sheet: {contact_sheet}")
+    if retrain_model:
+        from .ml.demo_model import DEMO_CHECKPOINT, retrain_demo_model
+
+        card = retrain_demo_model(archive, model_out or DEMO_CHECKPOINT, seed=seed)
+        click.echo(f"demo model: {model_out or DEMO_CHECKPOINT}")
+        click.echo(json.dumps(_headline_metrics(card.metrics), indent=2))
+
+
+@cli.command()
+@click.option("--archive", type=click.Path(file_okay=False), help="Archive to train on.")
+@click.option("--model", "base", default="demo:untrained", show_default=True,
+              help="Model spec to start from (e.g. ViT-B-16:openai).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Checkpoint to write (.safetensors).")
+@click.option("--epochs", default=12, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2))
+@click.option("--lr", default=5e-4, show_default=True, type=float)
+@click.option("--weight-decay", default=1e-3, show_default=True, type=float)
+@click.option("--warmup-steps", default=50, show_default=True, type=click.IntRange(0))
+@click.option("--captions", type=click.Choice(["summary", "abstract"]), default="summary",
+              show_default=True, help="Train on proposal summaries or raw abstracts.")
+@click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0.01, 0.9))
+@click.option("--unlock-text", is_flag=True, help="Train the text tower too (default: LiT, locked).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--half", is_flag=True, help="Store the checkpoint in float16.")
+@click.pass_obj
+def train(config: Config, archive, base, out, epochs, batch_size, lr, weight_decay,
+          warmup_steps, captions, val_fraction, unlock_text, seed, half):
+    """Fine-tune a model contrastively (InfoNCE) on an archive's image-caption pairs.
+
+    Pairs are (preview, its proposal's summary or abstract); validation holds out
+    whole proposals; the best epoch by validation retrieval is kept and saved with a
+    model card recording the settings, the held-out proposals and the training log.
+    """
+    from dataclasses import replace
+
+    from .ml.model import load_model
+    from .ml.train import TrainSettings, train as run_training
+    from .workspace import ensure_demo_archive
+
+    config = _with(config, archive=archive)
+    the_archive = ensure_demo_archive(config, notify=_notify)
+    model = load_model(base, device=config.device)
+    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr,
+                             weight_decay=weight_decay, warmup_steps=warmup_steps,
+                             captions=captions, val_fraction=val_fraction,
+                             lock_text=not unlock_text, seed=seed)
+    result = run_training(model, the_archive, settings)
+    model.card = replace(model.card, base=base, name=f"{model.card.name} fine-tuned on "
+                         f"{the_archive.name}".replace(" (untrained image tower)", ""),
+                         training_data=result.as_training_data(the_archive, settings))
+    model.save(out, half=half)
+    click.echo(f"saved {out}: best epoch {result.best_epoch}, validation top-10% retrieval "
+               f"{result.best_val_top10:.3f}")
+
+
+@cli.command(name="eval")
+@click.option("--archive", type=click.Path(file_okay=False), help="Archive to evaluate on.")
+@click.option("--model", "models", multiple=True,
+              help="Model spec; repeat to compare models side by side (default: demo).")
+@click.option("--split", type=click.Choice(["validation", "all"]), default="validation",
+              show_default=True, help="Held-out proposals of the model card, or everything.")
+@click.option("--captions", type=click.Choice(["summary", "abstract"]), default="summary",
+              show_default=True)
+@click.option("--report", type=click.Path(dir_okay=False), help="Write the full JSON report.")
+@click.pass_obj
+def evaluate(config: Config, archive, models, split, captions, report):
+    """PAPERCLIP's metrics: retrieval accuracy vs k %, similarity distributions,
+    shuffled-caption baseline, and (on the demo archive) query precision."""
+    from .archive.demo.evaluation import PAPERCLIP_QUERIES, PARAPHRASE_QUERIES
+    from .ml.evaluate import evaluate as run_evaluation
+    from .ml.model import load_model
+    from .workspace import ensure_demo_archive
+
+    config = _with(config, archive=archive)
+    the_archive = ensure_demo_archive(config, notify=_notify)
+    reports = {}
+    for spec in models or ("demo",):
+        model = load_model(spec, device=config.device)
+        reports[spec] = run_evaluation(model, the_archive, split=split, captions=captions,
+                                       queries=PAPERCLIP_QUERIES,
+                                       paraphrases=PARAPHRASE_QUERIES, progress=True)
+    if report:
+        Path(report).write_text(json.dumps(reports, indent=2) + "\n")
+    _print_comparison(reports)
+
+
+def _print_comparison(reports: dict) -> None:
+    specs = list(reports)
+    rows = [("pairs (proposals)", lambda r: f"{r['pairs']} ({r['proposals']})")]
+    rows += [(f"retrieval top {k}%", lambda r, k=k: f"{r['retrieval_accuracy'][k]:.3f}")
+             for k in reports[specs[0]]["retrieval_accuracy"]]
+    rows += [("shuffled captions, top 10%", lambda r: f"{r['shuffled_caption_accuracy']['10']:.3f}"),
+             ("matched similarity (mean)", lambda r: f"{r['similarity']['matched']['mean']:.3f}"),
+             ("shuffled similarity (mean)", lambda r: f"{r['similarity']['shuffled']['mean']:.3f}"),
+             ("query precision@10", lambda r: str(r.get("mean_queries_precision_at_10", "-"))),
+             ("paraphrase precision@10",
+              lambda r: str(r.get("mean_paraphrases_precision_at_10", "-")))]
+    width = max(len(name) for name, _ in rows) + 2
+    click.echo(" " * width + "  ".join(f"{s[-24:]:>24}" for s in specs))
+    for name, cell in rows:
+        click.echo(f"{name:<{width}}" + "  ".join(f"{cell(reports[s]):>24}" for s in specs))
 
 
 @cli.command()
@@ -172,6 +305,9 @@ def serve(config: Config, host, port, threads):
 
     from service.app import create_app
 
+    from .workspace import ensure_index
+
+    ensure_index(config, notify=_notify)  # the first run builds the demo index here
     app = create_app(config)
     click.echo(f"vo_clip {__version__} serving {config.index_dir} on http://{host}:{port}/ "
                f"(Ctrl+C to stop)")
@@ -185,11 +321,8 @@ def _with(config: Config, **values) -> Config:
                           origin="the command line")
 
 
-def _require_model(config: Config, spec: str | None = None) -> str:
-    spec = spec or config.model
-    if not spec:
-        raise VoClipError("no model given", hint="pass --model SPEC or set VO_CLIP_MODEL")
-    return spec
+def _notify(message: str) -> None:
+    click.echo(f"vo-clip: {message}", err=True)
 
 
 def _columns(option: str | None, available: list[str]) -> list[str]:
@@ -240,25 +373,42 @@ def _describe_index(config: Config) -> dict:
 
 
 def _describe_model(config: Config) -> dict:
-    spec = config.model
-    if spec is None:
-        try:
-            from .search.index import EmbeddingIndex
+    from .ml.demo_model import DEMO_CHECKPOINT, DEMO_SPEC
+    from .search.index import EmbeddingIndex
+    from .workspace import model_spec
 
-            spec = EmbeddingIndex.open(config.index_dir).manifest.model.get("spec")
-        except VoClipError:
-            spec = None
-    if not spec:
-        return {"status": "no model configured"}
-    path = Path(spec).expanduser()
+    try:
+        spec = model_spec(config, EmbeddingIndex.open(config.index_dir))
+    except VoClipError:
+        spec = model_spec(config)
+    path = DEMO_CHECKPOINT if spec == DEMO_SPEC else Path(spec).expanduser()
     if path.is_file():
         from .ml.checkpoint import read_card
 
         try:
-            return {"spec": spec, "path": str(path.resolve()), **read_card(path).summary()}
+            card = read_card(path).summary()
         except VoClipError as exc:
-            return {"spec": spec, "status": exc.message}
+            return {"spec": spec, "path": str(path), "status": exc.message}
+        card["metrics"] = _headline_metrics(card["metrics"])
+        card["training_data"] = {k: v for k, v in card["training_data"].items()
+                                 if k not in ("history", "validation_proposals")}
+        return {"spec": spec, "path": str(path.resolve()), **card}
     return {"spec": spec}
+
+
+def _headline_metrics(metrics: dict) -> dict:
+    """The few numbers worth a line each; the full report stays in the card."""
+    out = {}
+    for name, report in metrics.items():
+        if isinstance(report, dict) and "retrieval_accuracy" in report:
+            out[name] = {"top10pct_retrieval": report["retrieval_accuracy"].get("10"),
+                         "shuffled_top10pct": report["shuffled_caption_accuracy"].get("10"),
+                         "query_precision_at_10": report.get("mean_queries_precision_at_10"),
+                         "paraphrase_precision_at_10":
+                             report.get("mean_paraphrases_precision_at_10")}
+        else:
+            out[name] = report
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

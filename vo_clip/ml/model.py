@@ -11,6 +11,9 @@ dot product is a cosine similarity. A model is named by a *spec* string:
     converted on load) or an open_clip directory with ``open_clip_config.json``;
 ``hf-hub:ORG/REPO``
     either of the two directory formats, fetched from the Hugging Face hub;
+``demo`` / ``demo:untrained``
+    the demo model shipped in the package (see :mod:`vo_clip.ml.demo_model`), or its
+    architecture with the image tower untrained (the evaluation's baseline);
 ``ARCH:TAG`` / ``ARCH:/path/weights``
     an open_clip architecture with a pretrained tag (``ViT-B-16:openai``, the base
     PAPERCLIP fine-tuned) or with a local weights file; ``ARCH:random`` initialises
@@ -22,6 +25,7 @@ sentence what to download and how to load it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -42,7 +46,17 @@ from .card import ModelCard
 from .checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from .convert import hf_clip_to_open_clip, is_hf_clip_dir, read_hf_clip_dir
 
-__all__ = ["ClipModel", "create_model", "load_image", "load_model", "resolve_device"]
+__all__ = [
+    "ClipModel",
+    "create_model",
+    "has_frozen_text_trunk",
+    "load_image",
+    "load_model",
+    "lock_text_trunk",
+    "resolve_device",
+    "text_projection",
+    "text_trunk_features",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +86,9 @@ class ClipModel:
     @property
     def embed_dim(self) -> int:
         return self.card.embed_dim
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        return self._tokenizer(list(texts))
 
     @torch.inference_mode()
     def encode_text(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
@@ -169,7 +186,7 @@ def create_model(architecture: dict, preprocess: dict | None = None, *, seed: in
     and the tiny models of the test-suite rely on that.
     """
     torch.manual_seed(seed)
-    module = _instantiate(architecture)
+    module = _instantiate(architecture, pretrained_text=True)
     preprocess = _complete_preprocess(preprocess, architecture)
     card = ModelCard(name=name, architecture=architecture, preprocess=preprocess,
                      base=f"random(seed={seed})")
@@ -189,6 +206,8 @@ def load_model(spec: str, *, device: str = "auto", cache_dir: str | None = None)
     spec = str(spec).strip()
     if not spec:
         raise CheckpointError("no model given", hint="pass --model SPEC")
+    if spec in ("demo", "demo:untrained"):
+        return _load_demo(spec, device)
     path = Path(spec).expanduser()
     if path.exists():
         model = (_load_vo_clip_checkpoint(path, device) if path.is_file()
@@ -214,11 +233,25 @@ def load_model(spec: str, *, device: str = "auto", cache_dir: str | None = None)
     )
 
 
+def _load_demo(spec: str, device: str) -> ClipModel:
+    from .demo_model import DEMO_CHECKPOINT, create_demo_model
+
+    if spec == "demo:untrained":
+        model = create_demo_model(device=device)
+    elif not DEMO_CHECKPOINT.is_file():
+        raise ModelUnavailableError(f"the demo model is missing from this installation "
+                                    f"({DEMO_CHECKPOINT})", hint="vo-clip demo --retrain-model")
+    else:
+        model = _load_vo_clip_checkpoint(DEMO_CHECKPOINT, device)
+    model.spec = spec
+    return model
+
+
 def _load_vo_clip_checkpoint(path: Path, device: str) -> ClipModel:
     card, state = load_checkpoint(path)
-    architecture = _with_external(card)
     try:
-        module = _instantiate(architecture)
+        module = _instantiate(card.architecture,
+                              pretrained_text=any(k.startswith("text") for k in card.external))
         missing, unexpected = module.load_state_dict(state, strict=False)
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} does not match the architecture in its card: {exc}") from exc
@@ -337,27 +370,40 @@ def _tags(arch: str) -> str:
 
 # -- open_clip plumbing -----------------------------------------------------------------
 
-def _instantiate(architecture: dict) -> torch.nn.Module:
-    """Build the open_clip module for ``architecture`` without its model registry."""
+def _instantiate(architecture: dict, *, pretrained_text: bool = False) -> torch.nn.Module:
+    """Build the open_clip module for ``architecture`` without its model registry.
+
+    ``pretrained_text`` loads a Hugging Face text tower's own weights (a fresh model, or
+    a checkpoint that leaves the tower out); otherwise the checkpoint supplies them.
+    """
     cfg = copy.deepcopy(architecture)
     text_cfg = cfg.get("text_cfg", {})
     custom_text = cfg.pop("custom_text", False) or "hf_model_name" in text_cfg
     if "hf_model_name" in text_cfg:
-        text_cfg.setdefault("hf_model_pretrained", False)
-    module = (CustomTextCLIP if custom_text else CLIP)(**cfg)
+        from .towers import resolve_text_tower
+
+        text_cfg["hf_model_name"] = resolve_text_tower(text_cfg["hf_model_name"])
+        text_cfg["hf_model_pretrained"] = pretrained_text
+    with _quiet_transformers():
+        module = (CustomTextCLIP if custom_text else CLIP)(**cfg)
     set_model_preprocess_cfg(module, _complete_preprocess(None, architecture))
     return module
 
 
-def _with_external(card: ModelCard) -> dict:
-    """The architecture with externally stored towers pointed at their local weights."""
-    architecture = copy.deepcopy(card.architecture)
-    if "text" in card.external:
-        from .towers import resolve_text_tower
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' load reports and progress bars while a tower loads."""
+    from transformers.utils import logging as hf_logging
 
-        architecture["text_cfg"]["hf_model_name"] = resolve_text_tower(card.external["text"])
-        architecture["text_cfg"]["hf_model_pretrained"] = True
-    return architecture
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _complete_preprocess(preprocess: dict | None, architecture: dict) -> dict:
@@ -385,3 +431,50 @@ def _tokenizer_for(architecture: dict):
             resolve_text_tower(text_cfg["hf_tokenizer_name"]), context_length=context_length,
             tokenizer_mode=text_cfg.get("tokenizer_mode"))
     return open_clip.SimpleTokenizer(context_length=context_length)
+
+
+# -- what training needs from the towers --------------------------------------------------
+
+def has_frozen_text_trunk(model: ClipModel) -> bool:
+    """Whether the text tower splits into a pretrained trunk and a trainable projection."""
+    return isinstance(getattr(model.module, "text", None), open_clip.hf_model.HFTextEncoder)
+
+
+@torch.inference_mode()
+def text_trunk_features(model: ClipModel, texts: Sequence[str], *,
+                        batch_size: int = 64) -> torch.Tensor:
+    """Pooled outputs of the pretrained text trunk, before the projection.
+
+    With the trunk locked (LiT), these never change during training, so computing them
+    once replaces the costliest part of every training step.
+    """
+    text = model.module.text
+    out = []
+    for start in range(0, len(texts), batch_size):
+        tokens = model.tokenize(texts[start:start + batch_size]).to(model.device)
+        mask = (tokens != text.config.pad_token_id).long()
+        hidden = text.transformer(input_ids=tokens, attention_mask=mask)
+        out.append(text.pooler(hidden, mask).float().cpu())
+    return torch.cat(out)
+
+
+def text_projection(model: ClipModel) -> torch.nn.Module:
+    """The trainable head on top of :func:`text_trunk_features`."""
+    return model.module.text.proj
+
+
+_CLIP_TEXT_TRUNK = ("token_embedding.", "positional_embedding", "transformer.", "ln_final.")
+
+
+def lock_text_trunk(model: ClipModel) -> None:
+    """Freeze the text tower except its final projection (LiT: a locked, pretrained text tower).
+
+    The projection stays trainable so the image tower and the text space can meet.
+    """
+    if has_frozen_text_trunk(model):
+        locked = ("text.transformer.",)
+    else:
+        locked = _CLIP_TEXT_TRUNK
+    for name, parameter in model.module.named_parameters():
+        if name.startswith(locked):
+            parameter.requires_grad_(False)

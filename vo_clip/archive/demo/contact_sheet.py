@@ -13,6 +13,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from ...errors import ArchiveError
 from ..archive import Archive
 
 __all__ = ["write_contact_sheet"]
@@ -24,11 +25,14 @@ def write_contact_sheet(archive_root: str | os.PathLike, out_png: str | os.PathL
                         per_kind: int = 1) -> Path:
     """Write a grid PNG of ``per_kind`` previews of every kind in ``truth.csv``."""
     archive = Archive.open(archive_root)
+    if not (Path(archive_root) / "truth.csv").is_file():
+        raise ArchiveError(f"{archive_root} has no truth.csv: only demo archives name their "
+                           "scene kinds")
     rows = {str(obs_id): i for i, obs_id in enumerate(archive.table["obs_id"])}
     chosen = _choose(Path(archive_root) / "truth.csv", per_kind)
     tiles = [_tile(archive, rows[obs_id], kind) for kind, obs_id in chosen]
     if not tiles:
-        raise ValueError(f"no previews listed in {archive_root}/truth.csv")
+        raise ArchiveError(f"no previews listed in {archive_root}/truth.csv")
     width, height = tiles[0].size
     kinds_per_row = max(1, round(math.sqrt(len(tiles) * height / width) / per_kind))
     columns = kinds_per_row * per_kind

@@ -1,0 +1,84 @@
+"""What a configuration points at, made ready: the archive, its index, and the model.
+
+The embedded default needs no set-up: when the configuration names no archive, the
+demo archive is generated under ``home`` on first use, indexed with the demo model,
+and reused afterwards. An archive of one's own is never built implicitly; its index
+is made with ``vo-clip index``. The command line and the service both start here.
+"""
+
+from __future__ import annotations
+
+from .config import Config
+from .errors import IndexMissingError
+
+__all__ = ["ensure_demo_archive", "ensure_index", "model_spec", "open_engine"]
+
+
+def model_spec(config: Config, index=None) -> str:
+    """The model to use: configured, else the index's own, else the demo model."""
+    from .ml.demo_model import DEMO_SPEC
+
+    if config.model:
+        return config.model
+    if index is not None and index.manifest.model.get("spec"):
+        return index.manifest.model["spec"]
+    return DEMO_SPEC
+
+
+def _silent(message: str) -> None:
+    """The default ``notify``: libraries do not print."""
+
+
+def ensure_demo_archive(config: Config, *, progress: bool = True, notify=_silent):
+    """The configured archive, generating the demo archive if it is the default.
+
+    ``notify`` receives one-line messages about slow first-use steps.
+    """
+    from .archive import Archive
+    from .archive.archive import OBSERVATIONS_FILE
+
+    if config.archive is None and not (config.archive_dir / OBSERVATIONS_FILE).is_file():
+        from .archive.demo import build_demo_archive
+
+        notify(f"first use: generating the demo archive in {config.archive_dir} "
+               "(about a minute, once)")
+        return build_demo_archive(config.archive_dir, progress=progress)
+    return Archive.open(config.archive_dir)
+
+
+def ensure_index(config: Config, *, progress: bool = True, notify=_silent):
+    """The configured index, building the default one (demo archive + model) if absent.
+
+    Raises
+    ------
+    IndexMissingError
+        If an index of the user's own is missing: building it is their call.
+    """
+    from .search.index import EmbeddingIndex, build_index
+
+    try:
+        return EmbeddingIndex.open(config.index_dir)
+    except IndexMissingError:
+        if config.index is not None or config.archive is not None:
+            raise
+    from .ml.model import load_model
+
+    archive = ensure_demo_archive(config, progress=progress, notify=notify)
+    model = load_model(model_spec(config), device=config.device)
+    notify(f"first use: indexing {len(archive)} previews with {model.card.name} "
+           f"into {config.index_dir}")
+    return build_index(archive, model, config.index_dir, progress=progress).index
+
+
+def open_engine(config: Config, *, with_model: bool = True, progress: bool = True,
+                notify=_silent):
+    """A search engine over the configured index, with its model unless not needed."""
+    from .search.engine import SearchEngine
+
+    index = ensure_index(config, progress=progress, notify=notify)
+    model = None
+    if with_model:
+        from .ml.model import load_model
+
+        model = load_model(model_spec(config, index), device=config.device)
+    return SearchEngine(index, model)
