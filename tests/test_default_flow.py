@@ -119,3 +119,17 @@ def test_paraphrases_beyond_the_captions_find_their_kind(first_run, demo_archive
     print("paraphrase precision@10:", precision)
     assert precision["Saturn-like world"] >= 0.8, precision
     assert np.mean(list(precision.values())) >= 0.15, precision
+
+
+def test_default_index_follows_a_regenerated_demo_archive(tmp_path):
+    small = ("--observations", "40", "--proposals", "8", "--preview-size", "96")
+    run_cli("demo", *small, home=tmp_path)
+    first = run_cli("query", "comets", "--top", "100", "--format", "csv", home=tmp_path)
+    assert "first use: indexing 40 previews" in first.stderr
+    assert len(list(csv.DictReader(io.StringIO(first.stdout)))) == 40
+    run_cli("demo", "--observations", "50", "--proposals", "8", "--preview-size", "96",
+            home=tmp_path)
+    second = run_cli("query", "comets", "--top", "100", "--format", "csv", home=tmp_path)
+    assert "the demo archive or model changed: indexing 50 previews" in second.stderr
+    ids = {r["obs_id"] for r in csv.DictReader(io.StringIO(second.stdout))}
+    assert ids == set(Archive.open(tmp_path / "demo-archive").obs_ids)

@@ -9,7 +9,7 @@ is made with ``vo-clip index``. The command line and the service both start here
 from __future__ import annotations
 
 from .config import Config
-from .errors import IndexMissingError
+from .errors import IndexMissingError, VoClipError
 
 __all__ = ["ensure_demo_archive", "ensure_index", "model_spec", "open_engine"]
 
@@ -46,8 +46,13 @@ def ensure_demo_archive(config: Config, *, progress: bool = True, notify=_silent
     return Archive.open(config.archive_dir)
 
 
-def ensure_index(config: Config, *, progress: bool = True, notify=_silent):
+def ensure_index(config: Config, *, model=None, progress: bool = True, notify=_silent):
     """The configured index, building the default one (demo archive + model) if absent.
+
+    The default index follows its inputs: regenerating the demo archive, or retraining
+    the demo model (``model``, when given, is the one about to be used), brings it up
+    to date on next use, re-embedding only what changed. An index of the user's own is
+    never rebuilt implicitly.
 
     Raises
     ------
@@ -56,18 +61,37 @@ def ensure_index(config: Config, *, progress: bool = True, notify=_silent):
     """
     from .search.index import EmbeddingIndex, build_index
 
+    default = config.index is None and config.archive is None
     try:
-        return EmbeddingIndex.open(config.index_dir)
+        index = EmbeddingIndex.open(config.index_dir)
     except IndexMissingError:
-        if config.index is not None or config.archive is not None:
+        if not default:
             raise
-    from .ml.model import load_model
-
+        index = None
+    if index is not None and (not default or _up_to_date(index, config, model)):
+        return index
     archive = ensure_demo_archive(config, progress=progress, notify=notify)
-    model = load_model(model_spec(config), device=config.device)
-    notify(f"first use: indexing {len(archive)} previews with {model.card.name} "
-           f"into {config.index_dir}")
-    return build_index(archive, model, config.index_dir, progress=progress).index
+    if model is None:
+        from .ml.model import load_model
+
+        model = load_model(model_spec(config), device=config.device)
+    notify(f"{'first use' if index is None else 'the demo archive or model changed'}: "
+           f"indexing {len(archive)} previews with {model.card.name} into {config.index_dir}")
+    return build_index(archive, model, config.index_dir, rebuild=index is not None
+                       and index.manifest.model_fingerprint != model.fingerprint,
+                       progress=progress).index
+
+
+def _up_to_date(index, config: Config, model) -> bool:
+    from .archive import Archive
+
+    if model is not None and index.manifest.model_fingerprint != model.fingerprint:
+        return False
+    try:
+        current = Archive.open(config.archive_dir).fingerprint
+    except VoClipError:
+        return True  # the archive went away; the index still answers on its own
+    return index.manifest.archive.get("fingerprint") == current
 
 
 def open_engine(config: Config, *, with_model: bool = True, progress: bool = True,
@@ -75,10 +99,15 @@ def open_engine(config: Config, *, with_model: bool = True, progress: bool = Tru
     """A search engine over the configured index, with its model unless not needed."""
     from .search.engine import SearchEngine
 
-    index = ensure_index(config, progress=progress, notify=notify)
     model = None
     if with_model:
         from .ml.model import load_model
+        from .search.index import EmbeddingIndex
 
-        model = load_model(model_spec(config, index), device=config.device)
+        try:
+            spec = model_spec(config, EmbeddingIndex.open(config.index_dir))
+        except IndexMissingError:
+            spec = model_spec(config)
+        model = load_model(spec, device=config.device)
+    index = ensure_index(config, model=model, progress=progress, notify=notify)
     return SearchEngine(index, model)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -143,10 +144,7 @@ class ClipModel:
         """Write a checkpoint; the parts named in ``card.external`` are left out of it."""
         skip = tuple(f"{tower}." for tower in self.card.external)
         state = {k: v for k, v in self.module.state_dict().items() if not k.startswith(skip)}
-        card = copy.copy(self.card)
-        if card_changes:
-            from dataclasses import replace
-            card = replace(card, **card_changes)
+        card = dataclasses.replace(self.card, **card_changes)
         self.card = save_checkpoint(path, state, card, half=half)
         self._fingerprint = self.card.fingerprint
         return self.card
