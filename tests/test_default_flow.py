@@ -133,3 +133,19 @@ def test_default_index_follows_a_regenerated_demo_archive(tmp_path):
     assert "the demo archive or model changed: indexing 50 previews" in second.stderr
     ids = {r["obs_id"] for r in csv.DictReader(io.StringIO(second.stdout))}
     assert ids == set(Archive.open(tmp_path / "demo-archive").obs_ids)
+
+
+def test_python_example_runs(first_run):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    home, _ = first_run
+    example = Path(__file__).resolve().parent.parent / "examples" / "search_from_python.py"
+    result = subprocess.run([sys.executable, str(example), "globular cluster", "--top", "3"],
+                            capture_output=True, text=True, timeout=300, check=True,
+                            env={**os.environ, "VO_CLIP_HOME": str(home)})
+    lines = result.stdout.splitlines()
+    assert len([line for line in lines if line.startswith("0.")]) == 3
+    assert lines[-1].startswith("more like hst_")
