@@ -9,7 +9,7 @@ is made with ``vo-clip index``. The command line and the service both start here
 from __future__ import annotations
 
 from .config import Config
-from .errors import IndexMissingError, VoClipError
+from .errors import IndexMissingError
 
 __all__ = ["ensure_demo_archive", "ensure_index", "model_spec", "open_engine"]
 
@@ -59,15 +59,25 @@ def ensure_index(config: Config, *, model=None, progress: bool = True, notify=_s
     IndexMissingError
         If an index of the user's own is missing: building it is their call.
     """
-    from .search.index import EmbeddingIndex, build_index
+    return _bring_up_to_date(config, _open_or_none(config), model, progress, notify)
+
+
+def _open_or_none(config: Config):
+    """The configured index, or None when the default one does not exist yet."""
+    from .search.index import EmbeddingIndex
+
+    try:
+        return EmbeddingIndex.open(config.index_dir)
+    except IndexMissingError:
+        if config.index is not None or config.archive is not None:
+            raise  # an index of the user's own: building it is their call
+        return None
+
+
+def _bring_up_to_date(config: Config, index, model, progress: bool, notify):
+    from .search.index import build_index
 
     default = config.index is None and config.archive is None
-    try:
-        index = EmbeddingIndex.open(config.index_dir)
-    except IndexMissingError:
-        if not default:
-            raise
-        index = None
     if index is not None and (not default or _up_to_date(index, config, model)):
         return index
     archive = ensure_demo_archive(config, progress=progress, notify=notify)
@@ -83,13 +93,15 @@ def ensure_index(config: Config, *, model=None, progress: bool = True, notify=_s
 
 
 def _up_to_date(index, config: Config, model) -> bool:
-    from .archive import Archive
+    """Same model, same observations table (hashed, not parsed: this runs per query)."""
+    from .archive.archive import OBSERVATIONS_FILE
+    from .hashing import sha256_file
 
     if model is not None and index.manifest.model_fingerprint != model.fingerprint:
         return False
     try:
-        current = Archive.open(config.archive_dir).fingerprint
-    except VoClipError:
+        current = sha256_file(config.archive_dir / OBSERVATIONS_FILE)
+    except OSError:
         return True  # the archive went away; the index still answers on its own
     return index.manifest.archive.get("fingerprint") == current
 
@@ -99,15 +111,10 @@ def open_engine(config: Config, *, with_model: bool = True, progress: bool = Tru
     """A search engine over the configured index, with its model unless not needed."""
     from .search.engine import SearchEngine
 
+    index = _open_or_none(config)  # opened once: it names the model and is searched
     model = None
     if with_model:
         from .ml.model import load_model
-        from .search.index import EmbeddingIndex
 
-        try:
-            spec = model_spec(config, EmbeddingIndex.open(config.index_dir))
-        except IndexMissingError:
-            spec = model_spec(config)
-        model = load_model(spec, device=config.device)
-    index = ensure_index(config, model=model, progress=progress, notify=notify)
-    return SearchEngine(index, model)
+        model = load_model(model_spec(config, index), device=config.device)
+    return SearchEngine(_bring_up_to_date(config, index, model, progress, notify), model)
