@@ -97,3 +97,14 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
     assert all(line.startswith(("vo-clip: error:", "vo-clip: hint:")) for line in lines), lines
     for needle in needles:
         assert needle in errors[0], errors[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_index(tiny_archive, tiny_model_path, tmp_path_factory) -> Path:
+    """The tiny archive indexed with the tiny model (a directory)."""
+    from vo_clip.ml.model import load_model
+    from vo_clip.search.index import build_index
+
+    out = tmp_path_factory.mktemp("tiny-index") / "index"
+    build_index(tiny_archive, load_model(str(tiny_model_path)), out, progress=False)
+    return out

@@ -10,7 +10,6 @@ import shutil
 import numpy as np
 import pytest
 from astropy.io.votable import parse
-
 from conftest import assert_one_line_error, run_cli, write_tiny_archive
 
 

@@ -13,8 +13,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
+
 from vo_clip.archive import Archive
 from vo_clip.archive.demo.captions import caption_vocabulary, content_words
 from vo_clip.archive.demo.evaluation import PAPERCLIP_QUERIES, PARAPHRASE_QUERIES

@@ -18,8 +18,13 @@ from PIL import Image
 import vo_clip
 from vo_clip.archive import Archive
 from vo_clip.archive.columns import all_columns
-from vo_clip.archive.demo import (HELD_OUT_PARAPHRASES, KINDS, TRUTH_FILE, build_demo_archive,
-                                  write_contact_sheet)
+from vo_clip.archive.demo import (
+    HELD_OUT_PARAPHRASES,
+    KINDS,
+    TRUTH_FILE,
+    build_demo_archive,
+    write_contact_sheet,
+)
 from vo_clip.archive.demo.captions import caption_vocabulary, content_words
 from vo_clip.archive.demo.table import LEFT_TO_SERVICE
 from vo_clip.archive.demo.timeline import cycle_mjd_range

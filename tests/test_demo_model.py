@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import assert_one_line_error, run_cli
+
 from vo_clip.archive.demo import build_demo_archive
 from vo_clip.errors import ModelUnavailableError
 from vo_clip.ml.checkpoint import read_card

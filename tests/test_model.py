@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY_ARCHITECTURE
+
 from vo_clip.errors import CheckpointError, ModelUnavailableError, QueryError
 from vo_clip.ml.checkpoint import read_card
 from vo_clip.ml.model import create_model, load_model

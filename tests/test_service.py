@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 from conftest import run_cli
+
 from service import create_app
 from vo_clip.config import Config
 

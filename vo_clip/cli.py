@@ -208,7 +208,8 @@ def train(config: Config, archive, base, out, epochs, batch_size, lr, weight_dec
     from dataclasses import replace
 
     from .ml.model import load_model
-    from .ml.train import TrainSettings, train as run_training
+    from .ml.train import TrainSettings
+    from .ml.train import train as run_training
     from .workspace import ensure_demo_archive
 
     config = _with(config, archive=archive)
@@ -295,23 +296,45 @@ def info(config: Config, as_json):
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on (0.0.0.0 for all).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1),
+              help="Worker threads answering requests at once.")
+@click.option("--base-url", default=None,
+              help="Public URL of the service when behind a proxy (default: the URL each "
+                   "request was sent to); also $VO_CLIP_BASE_URL.")
 @click.pass_obj
-def serve(config: Config, host, port, threads):
-    """Serve the index over HTTP (a production WSGI server, waitress)."""
+def serve(config: Config, host, port, threads, base_url):
+    """Serve TAP, VOSI and async jobs over HTTP (a production WSGI server, waitress).
+
+    Point TOPCAT's TAP window or pyvo.dal.TAPService at http://HOST:PORT/tap.
+    """
     import waitress
 
     from service.app import create_app
 
     from .workspace import ensure_index
 
+    config = _with(config, base_url=base_url)
     ensure_index(config, notify=_notify)  # the first run builds the demo index here
     app = create_app(config)
-    click.echo(f"vo_clip {__version__} serving {config.index_dir} on http://{host}:{port}/ "
-               f"(Ctrl+C to stop)")
-    waitress.serve(app, host=host, port=port, threads=threads, ident=f"vo_clip/{__version__}")
+    _notify("loading the model")
+    app.extensions["vo_clip.tap"]().warm()  # the first similarity query is then fast
+    try:
+        server = waitress.create_server(app, host=host, port=port, threads=threads,
+                                        ident=f"vo_clip/{__version__}")
+    except OSError as exc:
+        raise VoClipError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                          hint="choose another --port, or stop the program using it")
+    root = (config.base_url or f"http://{host}:{port}").rstrip("/")
+    click.echo(f"vo_clip {__version__} serving {config.index_dir}\n"
+               f"  TAP: {root}/tap   (TOPCAT: File > Load Table > TAP; pyvo.dal.TAPService)\n"
+               f"  Ctrl+C to stop")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        click.echo("stopped")
 
 
 # -- helpers ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .config import Config
 from .errors import IndexMissingError
 
-__all__ = ["ensure_demo_archive", "ensure_index", "model_spec", "open_engine"]
+__all__ = ["ensure_demo_archive", "ensure_index", "model_spec", "open_engine", "open_tap"]
 
 
 def model_spec(config: Config, index=None) -> str:
@@ -118,3 +118,32 @@ def open_engine(config: Config, *, with_model: bool = True, progress: bool = Tru
 
         model = load_model(model_spec(config, index), device=config.device)
     return SearchEngine(_bring_up_to_date(config, index, model, progress, notify), model)
+
+
+def open_tap(config: Config):
+    """The TAP service over the configured index; the model loads on first text query.
+
+    Raises
+    ------
+    IndexMissingError
+        If the index does not exist (``vo-clip serve`` builds the default one first).
+    """
+    import threading
+
+    from .search.engine import Query, SearchEngine
+    from .search.index import EmbeddingIndex
+    from .vo.tap import TapService
+
+    index = EmbeddingIndex.open(config.index_dir)
+    lock, engines = threading.Lock(), []
+
+    def encode_text(text: str):
+        with lock:
+            if not engines:
+                from .ml.model import load_model
+
+                model = load_model(model_spec(config, index), device=config.device)
+                engines.append(SearchEngine(index, model))
+        return engines[0].vector(Query(text=text))
+
+    return TapService(index, authority=config.authority, text_encoder=encode_text)

@@ -24,8 +24,14 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import VoClipError
-from .model import (ClipModel, has_frozen_text_trunk, load_image, lock_text_trunk,
-                    text_projection, text_trunk_features)
+from .model import (
+    ClipModel,
+    has_frozen_text_trunk,
+    load_image,
+    lock_text_trunk,
+    text_projection,
+    text_trunk_features,
+)
 from .pairs import Pairs, archive_pairs, caption_variants, split_by_proposal
 
 __all__ = ["TrainResult", "TrainSettings", "train"]

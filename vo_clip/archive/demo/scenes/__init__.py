@@ -7,10 +7,20 @@ Calibration frames have no scene: they show the detector itself and are rendered
 from __future__ import annotations
 
 from .base import Look, Scene
-from .cosmology import (dark_matter_cluster_lensing, deep_field, galaxy_cluster,
-                        lyman_alpha_high_z, strong_lensing)
-from .galactic import (dwarf_galaxy, edge_on_galaxy, elliptical_galaxy, merging_galaxies,
-                       spiral_galaxy)
+from .cosmology import (
+                        dark_matter_cluster_lensing,
+                        deep_field,
+                        galaxy_cluster,
+                        lyman_alpha_high_z,
+                        strong_lensing,
+)
+from .galactic import (
+                        dwarf_galaxy,
+                        edge_on_galaxy,
+                        elliptical_galaxy,
+                        merging_galaxies,
+                        spiral_galaxy,
+)
 from .nebulae import interstellar_medium, planetary_nebula, supernova_remnant_ring
 from .solar_system import comet, giant_planet
 from .stellar import globular_cluster, protoplanetary_disk, star_forming_region

@@ -7,8 +7,7 @@ import math
 import numpy as np
 
 from ..galaxies import draw_elliptical, draw_field_galaxies, draw_irregular, draw_spiral
-from ..primitives import (Canvas, fractal_noise, gaussian, power_law_fluxes, sersic,
-                          smoothstep)
+from ..primitives import Canvas, fractal_noise, gaussian, power_law_fluxes, sersic, smoothstep
 from .base import Look, Scene
 from .common import place, plummer_offsets
 

@@ -1,0 +1,119 @@
+"""The TAP 1.1 endpoints: ``/tap``, ``/tap/sync`` and the VOSI resources under it.
+
+Routing and rendering only: :class:`vo_clip.vo.tap.TapService` runs the queries and
+:mod:`vo_clip.vo.vosi` writes the documents. Every VO fault becomes a DALI error
+VOTable (QUERY_STATUS=ERROR) with the fault's HTTP status.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, abort, current_app, render_template_string
+
+from vo_clip.vo.adql import GEOMETRY_FUNCTIONS, UDFS
+from vo_clip.vo.examples import examples as example_queries
+from vo_clip.vo.examples import examples_xhtml
+from vo_clip.vo.faults import DALIFault, NotFoundFault
+from vo_clip.vo.vosi import availability_xml, capabilities_xml, table_xml, tableset_xml
+
+from .params import request_params
+from .urls import base_url, tap_url
+
+__all__ = ["bp", "tap_service"]
+
+bp = Blueprint("tap", __name__)
+
+XML = "text/xml"
+_STARTED = datetime.now(timezone.utc)
+
+#: Parameters a sync query reads; any other is ignored (DALI: REQUEST, RUNID, DUMMY...).
+_QUERY_PARAMETERS = ("LANG", "QUERY", "MAXREC", "RESPONSEFORMAT", "FORMAT", "UPLOAD")
+
+
+def tap_service():
+    """The application's TapService (opened on first use; see ``service.app``)."""
+    return current_app.extensions["vo_clip.tap"]()
+
+
+def query_parameters(params) -> dict[str, str]:
+    """The single-valued query parameters of a request (UsageFault if one repeats)."""
+    return {name: params.get(name) for name in _QUERY_PARAMETERS if name in params}
+
+
+@bp.get("")
+def home():
+    """A short human-readable page: what this is and where to point a client."""
+    return render_template_string(_HOME, tap_url=tap_url(), udfs=UDFS)
+
+
+@bp.route("/sync", methods=["GET", "POST"])
+def sync():
+    params = query_parameters(request_params())
+    result = tap_service().execute(params, base_url=base_url())
+    current_app.extensions["vo_clip.metrics"].observe(result.timings)
+    return Response(result.render(), mimetype=result.format.mime)
+
+
+@bp.get("/capabilities")
+def capabilities():
+    service = tap_service()
+    document = capabilities_xml(base_url(), udfs=UDFS, geometry=GEOMETRY_FUNCTIONS,
+                                limits=service.limits, examples_url=tap_url() + "/examples")
+    return Response(document, mimetype=XML)
+
+
+@bp.get("/examples")
+def examples():
+    """DALI examples (TOPCAT's "service-provided" examples), naming a served observation."""
+    obs_id, ra, dec = tap_service().sample_observation()
+    title = current_app.extensions["vo_clip.config"].title
+    return Response(examples_xhtml(example_queries(obs_id, ra, dec), title=title),
+                    mimetype="text/html")
+
+
+@bp.get("/availability")
+def availability():
+    try:
+        available, note = tap_service().available()
+    except DALIFault as fault:
+        available, note = False, str(fault)
+    return Response(availability_xml(available, up_since=_STARTED, note=note), mimetype=XML)
+
+
+@bp.get("/tables")
+def tables():
+    detail = (request_params().get("DETAIL") or "max").lower()
+    return Response(tableset_xml(tap_service().tables, detail=detail), mimetype=XML)
+
+
+@bp.get("/tables/<name>")
+def table(name: str):
+    for candidate in tap_service().tables:
+        if candidate.name.lower() == name.lower():
+            return Response(table_xml(candidate), mimetype=XML)
+    raise NotFoundFault(f"no published table named {name!r}")
+
+
+@bp.route("/capabilities", methods=["POST", "PUT", "DELETE"])
+@bp.route("/availability", methods=["POST", "PUT", "DELETE"])
+@bp.route("/tables", methods=["POST", "PUT", "DELETE"])
+def read_only():
+    abort(405)
+
+
+_HOME = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>vo_clip TAP service</title></head>
+<body>
+<h1>vo_clip TAP service</h1>
+<p>Point TOPCAT (File &rarr; Load Table &rarr; TAP) or <code>pyvo.dal.TAPService</code> at
+<code>{{ tap_url }}</code>. Tables: <code>ivoa.ObsCore</code>, <code>hst.observations</code>,
+<code>TAP_SCHEMA</code>. Endpoints: <a href="{{ tap_url }}/capabilities">capabilities</a>,
+<a href="{{ tap_url }}/tables">tables</a>, <a href="{{ tap_url }}/availability">availability</a>,
+<a href="{{ tap_url }}/async">async jobs</a>,
+<a href="{{ tap_url }}/examples">example queries</a>.</p>
+<h2>Similarity functions</h2>
+<dl>{% for udf in udfs %}<dt><code>{{ udf.form }}</code></dt>
+<dd>{{ udf.description }}</dd>{% endfor %}</dl>
+</body></html>
+"""

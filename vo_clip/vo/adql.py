@@ -1,0 +1,691 @@
+"""ADQL 2.0/2.1 queries parsed, checked and translated to the catalog's SQL (SQLite).
+
+The parser is sqlglot's, configured as an ADQL dialect (``TOP``, ``||``, single-quoted
+strings, double-quoted delimited identifiers) with function calls left uninterpreted,
+so that every function passes through one table of the ADQL functions this service
+implements (:data:`FUNCTIONS`). Names are resolved against the published tables of
+:mod:`vo_clip.vo.schema` by sqlglot's qualifier, which also expands ``*`` and ``USING``.
+The checked tree is then rewritten node by node into SQLite and every node type is
+checked against an allow-list: a statement other than one SELECT, a table that is not
+published, or a function of the SQL engine cannot come out of the translator.
+
+The similarity functions become ``vo_clip_score(slot, alias.row_index)``: the engine
+computes one score vector per call, once per query, and the SQL looks scores up by row.
+A query ranked by similarity with a row limit is marked (:class:`Ranking`) so that the
+executor can give SQL only the best-scoring candidate rows (see :mod:`vo_clip.vo.tap`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import sqlglot
+from sqlglot import exp, parser, tokens
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import OptimizeError, ParseError, TokenError
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.tokens import TokenType
+
+from .faults import UsageFault
+from .schema import TapColumn, TapTable, published_tables
+from .vosi import Udf
+
+__all__ = ["GEOMETRY_FUNCTIONS", "UDFS", "OutputColumn", "Ranking", "Similarity",
+           "Translation", "translate"]
+
+#: Longest query accepted, in characters (TOPCAT's largest generated queries are ~10 kB).
+MAX_QUERY_LENGTH = 100_000
+
+
+class ADQL(Dialect):
+    """ADQL as sqlglot reads it: SQL-92 plus TOP; functions kept as written."""
+
+    class Tokenizer(tokens.Tokenizer):
+        KEYWORDS = {**tokens.Tokenizer.KEYWORDS, "TOP": TokenType.TOP}
+
+    class Parser(parser.Parser):
+        FUNCTIONS: dict = {}
+
+
+# -- the functions ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AdqlFunction:
+    """An ADQL function: its arity and the SQLite function that computes it."""
+
+    sql: str
+    min_args: int
+    max_args: int
+    kind: str = "math"  # math, string, aggregate, geometry, similarity
+
+
+def _f(sql, lo, hi=None, kind="math"):
+    return AdqlFunction(sql, lo, lo if hi is None else hi, kind)
+
+
+FUNCTIONS: dict[str, AdqlFunction] = {
+    "ABS": _f("abs", 1), "CEILING": _f("ceil", 1), "DEGREES": _f("degrees", 1),
+    "EXP": _f("exp", 1), "FLOOR": _f("floor", 1), "LOG": _f("ln", 1), "LOG10": _f("log10", 1),
+    "MOD": _f("mod", 2), "PI": _f("pi", 0), "POWER": _f("pow", 2), "RADIANS": _f("radians", 1),
+    "SQRT": _f("sqrt", 1), "RAND": _f("vo_clip_rand", 0, 1), "ROUND": _f("round", 1, 2),
+    "TRUNCATE": _f("vo_clip_truncate", 1, 2), "SIN": _f("sin", 1), "COS": _f("cos", 1),
+    "TAN": _f("tan", 1), "COT": _f("vo_clip_cot", 1), "ASIN": _f("asin", 1),
+    "ACOS": _f("acos", 1), "ATAN": _f("atan", 1), "ATAN2": _f("atan2", 2),
+    "UPPER": _f("upper", 1, kind="string"), "LOWER": _f("lower", 1, kind="string"),
+    "COUNT": _f("count", 1, kind="aggregate"), "MIN": _f("min", 1, kind="aggregate"),
+    "MAX": _f("max", 1, kind="aggregate"), "SUM": _f("sum", 1, kind="aggregate"),
+    "AVG": _f("avg", 1, kind="aggregate"),
+    "POINT": _f("vo_clip_point", 2, 3, "geometry"),
+    "CIRCLE": _f("vo_clip_circle", 2, 4, "geometry"),
+    "BOX": _f("vo_clip_box", 4, 5, "geometry"),
+    "POLYGON": _f("vo_clip_polygon", 3, 999, "geometry"),
+    "CONTAINS": _f("vo_clip_contains", 2, kind="geometry"),
+    "INTERSECTS": _f("vo_clip_intersects", 2, kind="geometry"),
+    "DISTANCE": _f("vo_clip_distance", 2, 4, "geometry"),
+    "VO_CLIP_SIMILARITY": _f("vo_clip_score", 1, 2, "similarity"),
+    "VO_CLIP_SIMILARITY_TO": _f("vo_clip_score", 1, 2, "similarity"),
+}
+
+#: Geometry functions implemented, as TAPRegExt ``features-adqlgeo`` names them.
+GEOMETRY_FUNCTIONS = ("POINT", "CIRCLE", "BOX", "POLYGON", "CONTAINS", "INTERSECTS", "DISTANCE")
+
+_NOT_SUPPORTED = {"AREA", "CENTROID", "COORD1", "COORD2", "COORDSYS", "REGION"}
+
+_EXAMPLE = ("SELECT TOP 20 obs_id, target_name, vo_clip_similarity('{}') AS similarity "
+            "FROM ivoa.ObsCore ORDER BY similarity DESC")
+
+#: The user-defined functions, as the capabilities declare them (TAPRegExt features-udf).
+UDFS = (
+    Udf("vo_clip_similarity(query VARCHAR) -> DOUBLE",
+        "Cosine similarity (-1 to 1) between the row's preview image and the "
+        "natural-language query, embedded once by the PAPERCLIP CLIP model. Use it in "
+        "SELECT, WHERE and ORDER BY, e.g. "
+        + _EXAMPLE.format("barred spiral galaxy with a star-forming ring")),
+    Udf("vo_clip_similarity(did VARCHAR, query VARCHAR) -> DOUBLE",
+        "As vo_clip_similarity(query), for the observation whose obs_publisher_did (or "
+        "obs_id) column is given: names the table in joins, e.g. "
+        "vo_clip_similarity(o.obs_publisher_did, 'planetary nebula')"),
+    Udf("vo_clip_similarity_to(obsid VARCHAR) -> DOUBLE",
+        "Cosine similarity between the row's preview and the preview of another "
+        "observation, given by obs_id or obs_publisher_did: 'more like this', e.g. "
+        "ORDER BY vo_clip_similarity_to('hst_05645_01_wfpc2_wf_f300w_u4ct01') DESC"),
+    Udf("vo_clip_similarity_to(did VARCHAR, obsid VARCHAR) -> DOUBLE",
+        "As vo_clip_similarity_to(obsid), for the observation whose obs_publisher_did "
+        "(or obs_id) column is given"),
+)
+
+_SYSTEMS = {"", "ICRS"}
+
+
+# -- the result of a translation --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Similarity:
+    """One similarity call: compare every row's preview with a text or an observation."""
+
+    slot: int
+    kind: str  # "text" or "observation"
+    argument: str
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The query is ordered by similarity ``slot`` first, over the table ``alias``."""
+
+    slot: int
+    descending: bool
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """A result column: its name and, when known from the schema, its metadata."""
+
+    name: str
+    column: TapColumn | None = None
+
+
+@dataclass
+class Translation:
+    """A checked query, as SQL the executor runs.
+
+    ``sql`` has no row limit; ``restricted_sql`` (set with ``ranking``) adds a
+    ``row_index IN (...)`` condition whose candidate list is the one bound parameter.
+    """
+
+    adql: str
+    sql: str
+    columns: list[OutputColumn]
+    top: int | None
+    similarities: list[Similarity] = field(default_factory=list)
+    ranking: Ranking | None = None
+    restricted_sql: str | None = None
+
+
+# -- entry point ------------------------------------------------------------------------
+
+def translate(adql: str, *, authority: str = "example.org") -> Translation:
+    """Parse ``adql``, check it against the published tables and translate it.
+
+    Raises
+    ------
+    UsageFault
+        For a syntax error, an unknown table, column or function, or anything this
+        service does not implement; the message names the offending part.
+    """
+    if not adql or not adql.strip():
+        raise UsageFault("the QUERY is empty", "give an ADQL SELECT statement",
+                         parameter="QUERY")
+    if len(adql) > MAX_QUERY_LENGTH:
+        raise UsageFault(f"the QUERY is {len(adql)} characters long; the limit is "
+                         f"{MAX_QUERY_LENGTH}", parameter="QUERY")
+    try:
+        return _translate(adql, authority)
+    except RecursionError:
+        raise UsageFault("the QUERY is nested too deeply to be parsed",
+                         "simplify the expression", parameter="QUERY") from None
+
+
+@lru_cache(maxsize=512)
+def _translate_cached(adql: str, authority: str) -> Translation:
+    tree = _parse(adql)
+    _check_tables(tree)
+    tree = _qualify(tree)
+    translator = _Translator(authority)
+    columns = translator.output_columns(tree)
+    tree = translator.rewrite(tree)
+    _check_nodes(tree)
+    top = _top(tree)
+    ranking = translator.ranking(tree)
+    sql = tree.sql(dialect="sqlite")
+    restricted = _restricted_sql(tree, translator) if ranking else None
+    return Translation(adql=adql, sql=sql, columns=columns, top=top,
+                       similarities=translator.similarities, ranking=ranking,
+                       restricted_sql=restricted)
+
+
+def _translate(adql: str, authority: str) -> Translation:
+    cached = _translate_cached(adql, authority)
+    return Translation(**{k: getattr(cached, k) for k in cached.__dataclass_fields__})
+
+
+# -- parsing ----------------------------------------------------------------------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _parse(adql: str) -> exp.Select:
+    try:
+        statements = [s for s in sqlglot.parse(adql, read=ADQL) if s is not None]
+    except ParseError as exc:
+        raise UsageFault(f"ADQL syntax error: {_parse_message(exc)}", parameter="QUERY") from None
+    except TokenError as exc:
+        raise UsageFault(f"ADQL syntax error: {_ANSI.sub('', str(exc))}",
+                         parameter="QUERY") from None
+    if len(statements) != 1:
+        raise UsageFault(f"the QUERY holds {len(statements)} statements; give exactly one "
+                         "SELECT", parameter="QUERY")
+    statement = statements[0]
+    if isinstance(statement, (exp.Union, exp.Intersect, exp.Except)):
+        raise UsageFault(f"{_describe(statement)} is not supported", "run the SELECTs "
+                         "separately", parameter="QUERY")
+    if not isinstance(statement, exp.Select):
+        text = " ".join(adql.split())[:60]
+        raise UsageFault(f"ADQL syntax error: expected a SELECT statement, not {text!r}",
+                         parameter="QUERY")
+    for node in list(statement.walk()):
+        if isinstance(node, (exp.With, exp.Union, exp.Intersect, exp.Except)):
+            raise UsageFault(f"{_describe(node)} is not supported", parameter="QUERY")
+        if isinstance(node, exp.Floor):  # the one function sqlglot parses on its own
+            arguments = [a for a in (node.this, node.args.get("decimals")) if a is not None]
+            node.replace(exp.Anonymous(this="FLOOR", expressions=arguments))
+    if any(t.token_type == TokenType.LIMIT for t in ADQL().tokenize(adql)):
+        raise UsageFault("LIMIT is not ADQL", "use SELECT TOP n", parameter="QUERY")
+    return statement
+
+
+def _parse_message(exc: ParseError) -> str:
+    if not exc.errors:
+        return _ANSI.sub("", str(exc))
+    error = exc.errors[0]
+    near = (error.get("highlight") or "").strip()
+    where = f"line {error.get('line')}, column {error.get('col')}"
+    description = error.get("description") or "invalid syntax"
+    return f"{description} at {where}" + (f" near {near!r}" if near else "")
+
+
+def _kind(node: exp.Expression) -> str:
+    return type(node).__name__.upper()
+
+
+# -- names ------------------------------------------------------------------------------
+
+_TABLES = {t.name.lower(): t for t in published_tables()}
+
+
+def _published(table: exp.Table) -> TapTable | None:
+    name = ".".join(p.name for p in table.parts)
+    if all(not p.quoted for p in table.parts):
+        return _TABLES.get(name.lower())
+    return next((t for t in _TABLES.values() if t.name == name), None)
+
+
+def _check_tables(tree: exp.Select) -> None:
+    for table in tree.find_all(exp.Table):
+        if not table.name:
+            raise UsageFault("table-valued expressions in FROM are not supported",
+                             parameter="QUERY")
+        if _published(table) is None:
+            name = ".".join(p.name for p in table.parts)
+            known = ", ".join(t.name for t in published_tables())
+            raise UsageFault(f"unknown table {name!r}", f"published tables: {known}",
+                             parameter="QUERY")
+
+
+def _schema_mapping() -> dict:
+    mapping: dict = {}
+    for table in published_tables():
+        columns = {c.name: "TEXT" if c.datatype in ("char", "unicodeChar") else "DOUBLE"
+                   for c in table.columns}
+        mapping.setdefault(table.schema.lower(), {})[table.short_name.lower()] = columns
+    return mapping
+
+
+_SCHEMA = _schema_mapping()
+
+
+def _qualify(tree: exp.Select) -> exp.Select:
+    for table in tree.find_all(exp.Table):  # published names, case as the schema has it
+        published = _published(table)
+        table.set("this", exp.to_identifier(published.short_name.lower()))
+        table.set("db", exp.to_identifier(published.schema.lower()))
+    try:
+        return qualify(tree, schema=_SCHEMA, dialect=ADQL, validate_qualify_columns=True,
+                       quote_identifiers=True)
+    except OptimizeError as exc:
+        raise UsageFault(_resolve_message(str(exc)), parameter="QUERY") from None
+
+
+def _resolve_message(text: str) -> str:
+    found = re.match(r"Column '(.+?)' could not be resolved", text)
+    if found:
+        return f"unknown column {found.group(1)!r}"
+    return f"cannot resolve the query's names: {_ANSI.sub('', text)}"
+
+
+# -- the rewrite ------------------------------------------------------------------------
+
+_SIMILARITY_ROW_COLUMNS = {"obs_publisher_did", "obs_id"}
+
+
+class _Translator:
+    """Rewrites one qualified query; remembers the similarity calls it met."""
+
+    def __init__(self, authority: str):
+        self.authority = authority
+        self.similarities: list[Similarity] = []
+
+    # The result columns ------------------------------------------------------------
+    def output_columns(self, tree: exp.Select) -> list[OutputColumn]:
+        tables = _sources(tree)
+        columns, seen = [], set()
+        for item in tree.expressions:
+            inner = item.this if isinstance(item, exp.Alias) else item
+            name = item.alias if isinstance(item, exp.Alias) else item.output_name
+            if not name or name.startswith("_col_"):
+                name = _expression_name(inner)
+            name = _unique(name, seen)
+            columns.append(OutputColumn(name, _metadata(inner, tables, name)))
+        return columns
+
+    # Node by node -----------------------------------------------------------------------
+    def rewrite(self, tree: exp.Select) -> exp.Select:
+        """Translate every node, children before parents."""
+        for node in list(_post_order(tree)):
+            if isinstance(node, exp.Anonymous):
+                node.replace(self._function(node))
+            elif isinstance(node, exp.ILike):
+                node.replace(exp.Like(this=exp.Lower(this=node.this),
+                                      expression=exp.Lower(this=node.expression)))
+            elif isinstance(node, exp.Table):
+                self._table(node)
+        _cone_fast_path(tree)
+        return tree
+
+    def _table(self, table: exp.Table) -> None:
+        published = _normalized(table)
+        schema, _, name = published.sql_name.rpartition(".")
+        alias = table.alias_or_name
+        table.set("this", exp.to_identifier(name, quoted=True))
+        table.set("db", exp.to_identifier(schema, quoted=True) if schema else None)
+        table.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+
+    def _function(self, node: exp.Anonymous) -> exp.Expression:
+        name = node.name.upper()
+        function = FUNCTIONS.get(name)
+        if function is None:
+            what = "ADQL geometry function" if name in _NOT_SUPPORTED else "function"
+            raise UsageFault(f"{what} {node.name} is not supported by this service",
+                             "see /tap/capabilities for the functions it implements",
+                             parameter="QUERY")
+        args = list(node.expressions)
+        if not function.min_args <= len(args) <= function.max_args:
+            raise UsageFault(f"{node.name} takes {_arity(function)} argument(s), "
+                             f"not {len(args)}", parameter="QUERY")
+        if function.kind == "similarity":
+            return self._similarity(node, name, args)
+        if function.kind == "geometry":
+            return _geometry(name, args)
+        return exp.Anonymous(this=function.sql, expressions=args)
+
+    def _similarity(self, node, name, args) -> exp.Expression:
+        kind = "text" if name == "VO_CLIP_SIMILARITY" else "observation"
+        *row, argument = args
+        if not (isinstance(argument, exp.Literal) and argument.is_string
+                and argument.this.strip()):
+            what = "a query text" if kind == "text" else "an obs_id"
+            raise UsageFault(f"{node.name}: the last argument must be {what} in quotes",
+                             f"e.g. {node.name}('...')", parameter="QUERY")
+        alias = self._bound_table(node, row[0] if row else None)
+        value = argument.this.strip()
+        if kind == "observation" and value.startswith("ivo://"):
+            value = value.partition("?")[2] or value
+        slot = len(self.similarities)
+        self.similarities.append(Similarity(slot, kind, value))
+        return exp.Anonymous(this="vo_clip_score", expressions=[
+            exp.Literal.number(slot), exp.column("row_index", table=alias, quoted=True)])
+
+    def _bound_table(self, node, row_argument) -> str:
+        select = node.find_ancestor(exp.Select)
+        embedded = [alias for alias, table in _sources(select).items() if table.embedded]
+        if row_argument is None:
+            if not embedded:
+                raise UsageFault(f"{node.name} needs ivoa.ObsCore or hst.observations in "
+                                 "FROM", parameter="QUERY")
+            return embedded[0]
+        if (isinstance(row_argument, exp.Column)
+                and row_argument.name.lower() in _SIMILARITY_ROW_COLUMNS
+                and row_argument.table in embedded):
+            return row_argument.table
+        raise UsageFault(f"{node.name}: the first argument must be the obs_publisher_did "
+                         "or obs_id column of ivoa.ObsCore or hst.observations",
+                         parameter="QUERY")
+
+    # Ranking ----------------------------------------------------------------------------
+    def ranking(self, tree: exp.Select) -> Ranking | None:
+        """The similarity the query is ordered by first, if the executor may restrict it."""
+        order = tree.args.get("order")
+        if not order or tree.args.get("group") or tree.args.get("having") or _aggregated(tree):
+            return None
+        first = order.expressions[0]
+        key = _dereference(first.this, tree)
+        if not (isinstance(key, exp.Anonymous) and key.name == "vo_clip_score"):
+            return None
+        slot, row = key.expressions
+        source = tree.args["from_"].this
+        if not isinstance(source, exp.Table) or row.table != source.alias_or_name:
+            return None
+        return Ranking(slot=int(slot.this), descending=bool(first.args.get("desc")))
+
+
+def _post_order(node: exp.Expression):
+    """Children before parents, left to right: similarity slots follow the text."""
+    for child in list(node.iter_expressions()):
+        yield from _post_order(child)
+    yield node
+
+
+def _arity(function: AdqlFunction) -> str:
+    if function.min_args == function.max_args:
+        return str(function.min_args)
+    if function.max_args >= 999:
+        return f"at least {function.min_args}"
+    return f"{function.min_args} to {function.max_args}"
+
+
+def _sources(select: exp.Select) -> dict[str, TapTable]:
+    """The published tables in a SELECT's FROM and JOINs, by alias."""
+    tables = {}
+    from_ = select.args.get("from_")
+    nodes = [from_.this] if from_ else []
+    nodes += [join.this for join in select.args.get("joins") or []]
+    for node in nodes:
+        if isinstance(node, exp.Table):
+            published = _normalized(node) or _by_sql_name(node)
+            if published is not None:
+                tables[node.alias_or_name] = published
+    return tables
+
+
+def _normalized(table: exp.Table) -> TapTable | None:
+    """A published table named in a qualified tree (names already checked, lower case)."""
+    return _TABLES.get(".".join(p.name for p in table.parts).lower())
+
+
+def _by_sql_name(table: exp.Table) -> TapTable | None:
+    name = ".".join(p.name for p in table.parts)
+    return next((t for t in _TABLES.values() if t.sql_name == name), None)
+
+
+def _dereference(key: exp.Expression, tree: exp.Select) -> exp.Expression:
+    """An ORDER BY key that names a select-list alias, replaced by its expression."""
+    if isinstance(key, exp.Column) and not key.table:
+        for item in tree.expressions:
+            if isinstance(item, exp.Alias) and item.alias == key.name:
+                return item.this
+    return key
+
+
+def _aggregated(tree: exp.Select) -> bool:
+    return any(isinstance(n, exp.Anonymous) and n.name.upper() in
+               {name for name, f in FUNCTIONS.items() if f.kind == "aggregate"}
+               for item in tree.expressions for n in item.walk())
+
+
+# -- geometry ---------------------------------------------------------------------------
+
+def _geometry(name: str, args: list[exp.Expression]) -> exp.Expression:
+    if name in ("POINT", "CIRCLE", "BOX", "POLYGON"):
+        args = _without_system(name, args)
+        args = [part for arg in args for part in _point_parts(arg)]
+    expected = {"POINT": (2,), "CIRCLE": (3,), "BOX": (4,)}.get(name)
+    if expected and len(args) not in expected:
+        raise UsageFault(f"{name} takes {expected[0]} numeric arguments after the "
+                         f"coordinate system, not {len(args)}", parameter="QUERY")
+    if name == "POLYGON" and (len(args) < 6 or len(args) % 2):
+        raise UsageFault("POLYGON needs at least three vertices (pairs of coordinates)",
+                         parameter="QUERY")
+    if name == "DISTANCE":
+        args = [part for arg in args for part in _point_parts(arg)]
+        if len(args) == 4:
+            return exp.Anonymous(this="vo_clip_angdist", expressions=args)
+    return exp.Anonymous(this=FUNCTIONS[name].sql, expressions=args)
+
+
+def _without_system(name: str, args: list[exp.Expression]) -> list[exp.Expression]:
+    if args and isinstance(args[0], exp.Literal) and args[0].is_string:
+        system = args[0].this.strip().upper()
+        if system not in _SYSTEMS and not system.startswith("ICRS"):
+            raise UsageFault(f"{name}: coordinate system {args[0].this!r} is not supported",
+                             "use 'ICRS' (or omit it)", parameter="QUERY")
+        return args[1:]
+    return args
+
+
+def _point_parts(arg: exp.Expression) -> list[exp.Expression]:
+    """A translated POINT argument as its two coordinates; anything else unchanged."""
+    if isinstance(arg, exp.Anonymous) and arg.name == "vo_clip_point":
+        return list(arg.expressions)
+    return [arg]
+
+
+def _cone_fast_path(tree: exp.Select) -> None:
+    """``1 = CONTAINS(POINT(ra, dec), CIRCLE(a, b, r))`` as an indexable band plus distance.
+
+    TOPCAT's cone constraint, on constant circles only: the declination band lets
+    SQLite use the ``s_dec`` index, and the exact distance then runs on the band only.
+    """
+    where = tree.args.get("where")
+    if where is None:
+        return
+    for conjunct in list(where.this.flatten() if isinstance(where.this, exp.And)
+                         else [where.this]):
+        contains = _contains_equals_one(conjunct)
+        if contains is None:
+            continue
+        point, circle = contains.expressions
+        if not (_named(point, "vo_clip_point") and _named(circle, "vo_clip_circle")
+                and all(_constant(a) for a in circle.expressions)):
+            continue
+        ra, dec = point.expressions
+        cra, cdec, radius = circle.expressions
+        band = exp.Between(this=dec.copy(), low=exp.Sub(this=cdec.copy(), expression=radius.copy()),
+                           high=exp.Add(this=cdec.copy(), expression=radius.copy()))
+        distance = exp.LTE(this=exp.Anonymous(this="vo_clip_angdist", expressions=[
+            ra.copy(), dec.copy(), cra.copy(), cdec.copy()]), expression=radius.copy())
+        conjunct.replace(exp.Paren(this=exp.and_(band, distance)))
+
+
+def _contains_equals_one(node: exp.Expression) -> exp.Anonymous | None:
+    if not isinstance(node, exp.EQ):
+        return None
+    for one, call in ((node.this, node.expression), (node.expression, node.this)):
+        if (isinstance(one, exp.Literal) and not one.is_string and one.this == "1"
+                and _named(call, "vo_clip_contains")):
+            return call
+    return None
+
+
+def _named(node: exp.Expression, name: str) -> bool:
+    return isinstance(node, exp.Anonymous) and node.name == name
+
+
+def _constant(node: exp.Expression) -> bool:
+    return all(isinstance(n, (exp.Literal, exp.Neg, exp.Paren)) for n in node.walk())
+
+
+# -- result metadata --------------------------------------------------------------------
+
+_SIMILARITY_COLUMN = dict(datatype="double", ucd="stat.correlation",
+                          description="Cosine similarity of the preview to the query")
+
+
+def _expression_name(node: exp.Expression) -> str:
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower()
+    if isinstance(node, exp.Column):
+        return node.name
+    return "expr"
+
+
+def _unique(name: str, seen: set[str]) -> str:
+    candidate, n = name, 1
+    while candidate.lower() in seen:
+        n += 1
+        candidate = f"{name}_{n}"
+    seen.add(candidate.lower())
+    return candidate
+
+
+def _metadata(node: exp.Expression, tables: dict[str, TapTable], name: str) -> TapColumn | None:
+    if isinstance(node, exp.Column):
+        table = tables.get(node.table)
+        column = table.column(node.name) if table else None
+        return _renamed(column, name) if column else None
+    if isinstance(node, exp.Coalesce):  # a USING column
+        return _metadata(node.this, tables, name)
+    if isinstance(node, exp.Paren):
+        return _metadata(node.this, tables, name)
+    if isinstance(node, exp.Literal):
+        return TapColumn(name, "char", arraysize="*") if node.is_string else None
+    if isinstance(node, exp.DPipe):
+        return TapColumn(name, "char", arraysize="*")
+    if isinstance(node, exp.Anonymous):
+        return _function_metadata(node, tables, name)
+    return None
+
+
+def _function_metadata(node: exp.Anonymous, tables, name: str) -> TapColumn | None:
+    upper = node.name.upper()
+    function = FUNCTIONS.get(upper)
+    if function is None:
+        return None
+    if function.kind == "similarity":
+        return TapColumn(name, **_SIMILARITY_COLUMN)
+    if upper == "COUNT":
+        return TapColumn(name, "long", ucd="meta.number")
+    if upper in ("MIN", "MAX"):
+        inner = _metadata(node.expressions[0], tables, name)
+        return replace_name(inner, name) if inner else None
+    if upper == "DISTANCE":
+        return TapColumn(name, "double", unit="deg", ucd="pos.angDistance")
+    if upper in ("CONTAINS", "INTERSECTS"):
+        return TapColumn(name, "int")
+    if function.kind == "string":
+        return TapColumn(name, "char", arraysize="*")
+    if function.kind == "geometry":
+        raise UsageFault(f"selecting a {upper} value is not supported",
+                         "select the coordinate columns instead", parameter="QUERY")
+    return TapColumn(name, "double")
+
+
+def _renamed(column: TapColumn, name: str) -> TapColumn:
+    from dataclasses import replace
+
+    return replace(column, name=name)
+
+
+replace_name = _renamed
+
+
+# -- final checks -----------------------------------------------------------------------
+
+_ALLOWED_NODES = (
+    exp.Select, exp.From, exp.Join, exp.Where, exp.Group, exp.Having, exp.Order,
+    exp.Ordered, exp.Column, exp.Identifier, exp.Star, exp.Table, exp.TableAlias,
+    exp.Alias, exp.Literal, exp.Null, exp.Boolean, exp.Paren, exp.Neg, exp.Not, exp.And,
+    exp.Or, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In,
+    exp.Between, exp.Like, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.DPipe,
+    exp.Anonymous, exp.Distinct, exp.Subquery, exp.Exists, exp.Coalesce, exp.Lower,
+    exp.Limit,
+)
+
+_EMITTED_FUNCTIONS = ({f.sql for f in FUNCTIONS.values()}
+                      | {"vo_clip_angdist", "count"})
+
+
+def _check_nodes(tree: exp.Select) -> None:
+    for node in tree.walk():
+        if not isinstance(node, _ALLOWED_NODES):
+            text = node.sql(dialect=ADQL)[:60]
+            raise UsageFault(f"{_describe(node)} is not supported ({text!r})",
+                             parameter="QUERY")
+        if isinstance(node, exp.Anonymous) and node.name not in _EMITTED_FUNCTIONS:
+            raise UsageFault(f"function {node.name} is not supported", parameter="QUERY")
+
+
+def _describe(node: exp.Expression) -> str:
+    names = {exp.Placeholder: "a '?' parameter", exp.Union: "UNION", exp.Intersect: "INTERSECT",
+             exp.Except: "EXCEPT", exp.Cast: "CAST", exp.Case: "CASE", exp.Window: "a window",
+             exp.With: "WITH", exp.Offset: "OFFSET"}
+    return names.get(type(node), _kind(node).lower().replace("_", " "))
+
+
+def _top(tree: exp.Select) -> int | None:
+    limit = tree.args.get("limit")
+    if limit is None:
+        return None
+    value = limit.expression
+    if not (isinstance(value, exp.Literal) and not value.is_string and value.this.isdigit()):
+        raise UsageFault("TOP takes a non-negative integer", parameter="QUERY")
+    limit.pop()
+    return int(value.this)
+
+
+def _restricted_sql(tree: exp.Select, translator: _Translator) -> str:
+    restricted = tree.copy()
+    alias = restricted.args["from_"].this.alias_or_name
+    condition = sqlglot.parse_one("x IN (SELECT value FROM json_each(?))", read="sqlite")
+    condition.this.replace(exp.column("row_index", table=alias, quoted=True))
+    return restricted.where(condition, append=True, copy=False).sql(dialect="sqlite")

@@ -1,0 +1,62 @@
+"""Faults as the VO standards name them (DALI 1.1 §4.4, DataLink 1.1 §3.4).
+
+Every error the VO layer raises is one of these: the message says what is wrong and
+names the offending value; ``status`` is the HTTP status a synchronous endpoint answers
+with; ``parameter`` names the request parameter at fault, when one is. The service
+renders them once, at its edge, as a VOTable error document (QUERY_STATUS=ERROR) or a
+DataLink error row (``str(fault)`` is the ``Fault: detail`` text DataLink asks for).
+"""
+
+from __future__ import annotations
+
+from ..errors import VoClipError
+
+__all__ = [
+    "DALIFault",
+    "FatalFault",
+    "NotFoundFault",
+    "TransientFault",
+    "UsageFault",
+]
+
+
+class DALIFault(VoClipError):
+    """Base of the VO faults; ``status`` is the HTTP status for a synchronous request."""
+
+    status = 400
+
+    def __init__(self, message: str, hint: str | None = None, *, parameter: str | None = None):
+        super().__init__(message, hint)
+        self.parameter = parameter
+
+    @property
+    def fault_name(self) -> str:
+        return type(self).__name__
+
+    def vo_text(self) -> str:
+        """``Fault: message`` (DataLink error_message and UWS error summaries)."""
+        return f"{self.fault_name}: {self}"
+
+
+class UsageFault(DALIFault):
+    """The request is wrong: a bad parameter, an ADQL syntax error, an unknown column."""
+
+    status = 400
+
+
+class NotFoundFault(DALIFault):
+    """What the request names does not exist (an observation, a job, a table)."""
+
+    status = 404
+
+
+class TransientFault(DALIFault):
+    """The service cannot answer now but may later (time limit, overload, index rebuilt)."""
+
+    status = 503
+
+
+class FatalFault(DALIFault):
+    """The service failed; the request may have been fine."""
+
+    status = 500

@@ -1,0 +1,415 @@
+"""TAP 1.1 query execution (IVOA REC-TAP-1.1 §2–3, DALI 1.1 §3–4) on the embedded catalog.
+
+A request's parameters become a checked ADQL translation (:mod:`vo_clip.vo.adql`),
+similarity scores from the search engine (one matrix–vector product per similarity
+call), and rows from SQLite, returned as a :class:`QueryResult` that renders itself in
+the requested format. Protocol rules live here (LANG, MAXREC and overflow, formats);
+HTTP lives in ``service/``.
+
+Ranked queries do not score SQL row by row: when a query is ordered by similarity and
+returns at most L rows, the best-scoring candidates are handed to SQL first
+(``row_index IN (...)``) and the candidate set grows only if the other constraints
+reject too many of them. Because every row left out scores below every candidate, the
+first L rows that satisfy the query among the candidates are its first L rows overall.
+
+The SQL connection is the last line of defence: opened read-only, with only the
+published relations readable and only the translator's functions callable (an SQLite
+authorizer), one statement per call, and a progress handler enforcing the time limit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+from urllib.parse import quote
+
+import numpy as np
+
+from ..errors import UnknownObservationError
+from . import geometry
+from .adql import Translation, translate
+from .faults import FatalFault, TransientFault, UsageFault
+from .formats import OutputFormat, output_format
+from .schema import TapTable, published_tables
+from .tap_schema import build_tap_schema
+from .vosi import TapLimits
+from .votable import Field, error_votable, write_delimited, write_votable
+
+__all__ = ["LANGUAGES", "QueryResult", "TapService"]
+
+log = logging.getLogger(__name__)
+
+#: LANG values accepted (TAP 1.1 §2.7.1: a version may be appended).
+LANGUAGES = ("ADQL", "ADQL-2.0", "ADQL-2.1")
+
+#: Candidates handed to SQL on the first try, as a multiple of the rows wanted.
+_CANDIDATE_FACTOR = 4
+_MIN_CANDIDATES = 256
+#: Candidate lists beyond this fraction of the rows: score every row instead.
+_CANDIDATE_CEILING = 0.25
+
+
+@dataclass
+class QueryResult:
+    """Rows of a query with their FIELD metadata, ready to render."""
+
+    fields: list[Field]
+    rows: list[tuple]
+    overflow: bool
+    format: OutputFormat
+    query: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def render(self) -> Iterator[bytes]:
+        """The result in its format: VOTable (TABLEDATA or BINARY2), CSV or TSV."""
+        if self.format.code in ("csv", "tsv"):
+            return write_delimited(self.fields, self.rows,
+                                   delimiter="," if self.format.code == "csv" else "\t")
+        serialization = "BINARY2" if self.format.code == "votable-binary2" else "TABLEDATA"
+        return write_votable(self.fields, self.rows, overflow=self.overflow,
+                             serialization=serialization,
+                             infos=[("QUERY", self.query),
+                                    ("standardID", "ivo://ivoa.net/std/TAP")])
+
+
+# -- the SQL side -----------------------------------------------------------------------
+
+_BUILTIN_FUNCTIONS = {
+    "abs", "ceil", "degrees", "exp", "floor", "ln", "log10", "mod", "pi", "pow", "radians",
+    "sqrt", "round", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "upper",
+    "lower", "count", "min", "max", "sum", "avg", "like", "json_each", "coalesce",
+}
+
+
+class _State:
+    """Per-connection values the SQL functions read: identity and the query's scores."""
+
+    def __init__(self, authority: str):
+        self.did_prefix = f"ivo://{authority}/vo_clip?"
+        self.base_url = ""
+        self.scores: list = []
+        self.deadline = math.inf
+        self.cancelled: Callable[[], bool] = lambda: False
+
+
+class _Catalog:
+    """Thread-local read-only SQLite connections over the index's catalog."""
+
+    def __init__(self, path: Path, authority: str, tables: tuple[TapTable, ...]):
+        self.path = path
+        self.authority = authority
+        self.tables = tables
+        self._local = threading.local()
+        self._schema_uri = f"file:vo_clip_tap_schema_{id(self)}?mode=memory&cache=shared"
+        # An in-memory database shared by this process' connections; the keeper holds it.
+        self._keeper = sqlite3.connect(self._schema_uri, uri=True, check_same_thread=False)
+        build_tap_schema(self._keeper, tables, schema="main")
+        self._keeper.commit()
+        self._readable = {t.sql_name.rpartition(".")[2] for t in tables} | {
+            "observations", "json_each"}
+
+    def connection(self) -> tuple[sqlite3.Connection, _State]:
+        cached = getattr(self._local, "connection", None)
+        if cached is None:
+            cached = self._local.connection = self._connect()
+        return cached
+
+    def _connect(self) -> tuple[sqlite3.Connection, _State]:
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        state = _State(self.authority)
+        db.execute("PRAGMA case_sensitive_like = ON")  # ADQL LIKE is case-sensitive
+        geometry.register(db)
+        _register_functions(db, state)
+        db.execute("ATTACH ? AS tap_schema", (self._schema_uri,))
+        for table in self.tables:
+            if table.embedded:
+                db.execute(_view_sql(table))
+        db.execute("PRAGMA query_only = ON")
+        db.set_authorizer(self._authorize)
+        db.set_progress_handler(lambda: _interrupt(state), 10_000)
+        return db, state
+
+    def _authorize(self, action, arg1, arg2, dbname, source):
+        if action == sqlite3.SQLITE_SELECT:
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_READ and (arg1 or "").lower() in self._readable:
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_FUNCTION and _callable(arg2):
+            return sqlite3.SQLITE_OK
+        if arg1 == "sqlite_master" and source is None and (
+                action == sqlite3.SQLITE_UPDATE
+                or (action == sqlite3.SQLITE_READ and arg2 == "ROWID")):
+            # json_each declares its virtual table's schema on first use, which SQLite
+            # authorizes as an update of sqlite_master; the connection is read-only and
+            # query_only, so nothing can be written, and no column of it can be read.
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_DENY
+
+
+def _callable(name: str | None) -> bool:
+    name = (name or "").lower()
+    return name in _BUILTIN_FUNCTIONS or name.startswith("vo_clip_")
+
+
+def _interrupt(state: _State) -> int:
+    return int(time.time() > state.deadline or state.cancelled())
+
+
+def _view_sql(table: TapTable) -> str:
+    columns = ", ".join(f'{c.sql} AS "{c.name}"' for c in table.columns)
+    return (f'CREATE TEMP VIEW "{table.sql_name}" AS '
+            f"SELECT row_index, {columns} FROM main.observations")
+
+
+def _register_functions(db: sqlite3.Connection, state: _State) -> None:
+    db.create_function("vo_clip_score", 2, lambda slot, row: state.scores[slot].get(row)
+                       if isinstance(state.scores[slot], dict) else state.scores[slot][row])
+    db.create_function("vo_clip_did", 1, lambda obs_id: None if obs_id is None
+                       else state.did_prefix + obs_id, deterministic=True)
+    db.create_function("vo_clip_datalink_url", 1, lambda obs_id: None if obs_id is None else
+                       f"{state.base_url}/datalink/links?ID="
+                       + quote(state.did_prefix + obs_id, safe=""))
+    db.create_function("vo_clip_preview_url", 1, lambda obs_id: None if obs_id is None else
+                       f"{state.base_url}/preview/{quote(obs_id, safe='')}")
+    db.create_function("vo_clip_rand", -1, lambda *seed: random.Random(seed[0]).random()
+                       if seed else random.random())
+    db.create_function("vo_clip_truncate", -1, _truncate, deterministic=True)
+    db.create_function("vo_clip_cot", 1, lambda x: None if x is None or math.tan(x) == 0
+                       else 1 / math.tan(x), deterministic=True)
+
+
+def _truncate(value, digits=0):
+    if value is None or digits is None:
+        return None
+    scale = 10.0 ** int(digits)
+    return math.trunc(value * scale) / scale
+
+
+# -- the service ------------------------------------------------------------------------
+
+class TapService:
+    """Runs TAP queries over one index.
+
+    Parameters
+    ----------
+    index : EmbeddingIndex
+        The embeddings and the catalog to query.
+    authority : str
+        IVOA authority of the publisher DIDs (``ivo://{authority}/vo_clip?{obs_id}``).
+    text_encoder : callable, optional
+        ``text -> unit vector``; called (and so the model loaded) on the first text
+        similarity only. Without one, text similarity is a TransientFault.
+    limits : TapLimits
+        MAXREC default and hard limit, execution time limits.
+    """
+
+    def __init__(self, index, *, authority: str = "example.org",
+                 text_encoder: Callable[[str], np.ndarray] | None = None,
+                 limits: TapLimits = TapLimits()):
+        self.index = index
+        self.authority = authority
+        self.limits = limits
+        self.tables = published_tables()
+        self._encode = text_encoder
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._vector_lock = threading.Lock()
+        self._catalog = _Catalog(index.catalog.path, authority, self.tables)
+
+    # Parameters -------------------------------------------------------------------------
+    def execute(self, params: Mapping[str, str], *, base_url: str,
+                deadline: float | None = None,
+                cancelled: Callable[[], bool] | None = None) -> QueryResult:
+        """Run the query that ``params`` (upper-cased names) describe.
+
+        Raises
+        ------
+        UsageFault
+            For bad parameters or a query that cannot run.
+        TransientFault
+            When the query runs out of time.
+        """
+        started = time.perf_counter()
+        lang = (params.get("LANG") or "").strip()
+        if not lang:
+            raise UsageFault("the LANG parameter is missing", "use LANG=ADQL", parameter="LANG")
+        if lang.upper() not in LANGUAGES:
+            raise UsageFault(f"unsupported LANG {lang!r}", f"use one of {', '.join(LANGUAGES)}",
+                             parameter="LANG")
+        if params.get("UPLOAD"):
+            raise UsageFault("UPLOAD is not supported by this service", parameter="UPLOAD")
+        fmt = output_format(params.get("RESPONSEFORMAT") or params.get("FORMAT"))
+        maxrec = self._maxrec(params.get("MAXREC"))
+        query = params.get("QUERY")
+        if query is None:
+            raise UsageFault("the QUERY parameter is missing", parameter="QUERY")
+        translation = translate(query, authority=self.authority)
+        limit_deadline = time.time() + self.limits.execution_default
+        deadline = min(deadline or math.inf, limit_deadline)
+        result = self._run(translation, maxrec, fmt, base_url=base_url, deadline=deadline,
+                           cancelled=cancelled or (lambda: False))
+        result.timings["total"] = time.perf_counter() - started
+        return result
+
+    def _maxrec(self, value: str | None) -> int:
+        if value is None or not value.strip():
+            return self.limits.default_maxrec
+        try:
+            maxrec = int(value)
+        except ValueError:
+            raise UsageFault(f"MAXREC must be an integer, not {value!r}",
+                             parameter="MAXREC") from None
+        if maxrec < 0:
+            raise UsageFault(f"MAXREC must not be negative, not {maxrec}", parameter="MAXREC")
+        return min(maxrec, self.limits.hard_maxrec)
+
+    # Execution --------------------------------------------------------------------------
+    def _run(self, translation: Translation, maxrec: int, fmt: OutputFormat, *,
+             base_url: str, deadline: float, cancelled) -> QueryResult:
+        top = translation.top
+        wanted = top if top is not None and top <= maxrec else maxrec + 1
+        timings: dict[str, float] = {}
+        rows: list[tuple] = []
+        if wanted > 0 and maxrec > 0:
+            scores = self._scores(translation, timings)
+            db, state = self._catalog.connection()
+            state.base_url, state.deadline, state.cancelled = base_url, deadline, cancelled
+            started = time.perf_counter()
+            rows = self._rows(db, state, translation, scores, wanted)
+            timings["sql"] = time.perf_counter() - started
+        overflow = (top is None or top > maxrec) and (len(rows) > maxrec or maxrec == 0)
+        rows = rows[:maxrec]
+        fields = [_field(column, rows, i) for i, column in enumerate(translation.columns)]
+        return QueryResult(fields, rows, overflow, fmt, translation.adql, timings)
+
+    def _scores(self, translation: Translation, timings: dict) -> list[np.ndarray]:
+        started = time.perf_counter()
+        vectors = [self._vector(s.kind, s.argument) for s in translation.similarities]
+        timings["encode"] = time.perf_counter() - started
+        started = time.perf_counter()
+        scores = [self.index.embeddings @ v for v in vectors]
+        timings["score"] = time.perf_counter() - started
+        return scores
+
+    def _vector(self, kind: str, argument: str) -> np.ndarray:
+        if kind == "observation":
+            try:
+                return np.array(self.index.embeddings[self.index.catalog.row_of(argument)])
+            except UnknownObservationError as exc:
+                raise UsageFault(f"vo_clip_similarity_to: {exc.message}",
+                                 parameter="QUERY") from None
+        with self._vector_lock:
+            if argument in self._vectors:
+                self._vectors.move_to_end(argument)
+                return self._vectors[argument]
+        if self._encode is None:
+            raise TransientFault("text similarity needs the model, which this service "
+                                 "has not loaded")
+        vector = np.asarray(self._encode(argument), dtype=np.float32)
+        with self._vector_lock:
+            self._vectors[argument] = vector
+            while len(self._vectors) > 256:
+                self._vectors.popitem(last=False)
+        return vector
+
+    def _rows(self, db, state, translation: Translation, scores, wanted: int) -> list[tuple]:
+        ranking = translation.ranking
+        n = len(self.index)
+        candidates = max(_CANDIDATE_FACTOR * wanted, _MIN_CANDIDATES)
+        while ranking is not None and candidates < _CANDIDATE_CEILING * n:
+            key = scores[ranking.slot] if ranking.descending else -scores[ranking.slot]
+            chosen = _best(key, candidates)
+            state.scores = [dict(zip(chosen.tolist(), s[chosen].tolist()))
+                            if slot == ranking.slot else s.tolist()
+                            for slot, s in enumerate(scores)]
+            rows = self._fetch(db, translation.restricted_sql,
+                               (json.dumps(chosen.tolist()),), wanted)
+            if len(rows) >= wanted:
+                return rows
+            candidates *= 8
+        state.scores = [s.tolist() for s in scores]
+        return self._fetch(db, translation.sql, (), wanted)
+
+    def _fetch(self, db, sql: str, params: tuple, wanted: int) -> list[tuple]:
+        geometry.clear_error()
+        try:
+            cursor = db.execute(sql, params)
+            return cursor.fetchmany(wanted)
+        except sqlite3.OperationalError as exc:
+            raise _fault(exc) from None
+        except sqlite3.Error as exc:
+            raise UsageFault(f"the query cannot be run: {exc}", parameter="QUERY") from None
+
+    def warm(self) -> None:
+        """Load the model now (it otherwise loads on the first text similarity)."""
+        if self._encode is not None:
+            self._vector("text", "a galaxy")
+
+    def sample_observation(self) -> tuple[str, float, float]:
+        """The first observation's obs_id, s_ra and s_dec (for examples that must run)."""
+        db, _ = self._catalog.connection()
+        row = db.execute('SELECT obs_id, COALESCE(s_ra, 0), COALESCE(s_dec, 0) '
+                         'FROM "vo_clip_obscore" ORDER BY row_index LIMIT 1').fetchone()
+        return row if row else ("OBS_ID", 0.0, 0.0)
+
+    def available(self) -> tuple[bool, str]:
+        """Whether a trivial query runs; the note says why not."""
+        try:
+            db, _ = self._catalog.connection()
+            db.execute('SELECT COUNT(*) FROM "vo_clip_obscore"').fetchone()
+        except sqlite3.Error as exc:
+            return False, f"the catalog cannot be read: {exc}"
+        return True, f"serving {len(self.index)} observations"
+
+
+def _best(key: np.ndarray, count: int) -> np.ndarray:
+    """Rows of the ``count`` largest keys, plus any row tied with the smallest of them."""
+    part = np.argpartition(-key, count - 1)[:count]
+    threshold = key[part].min()
+    return np.flatnonzero(key >= threshold)
+
+
+def _fault(exc: sqlite3.OperationalError):
+    message = str(exc)
+    if "interrupted" in message:
+        return TransientFault("the query was stopped: it ran past its time limit or the "
+                              "job was aborted", "add constraints or a smaller TOP")
+    reason = geometry.last_error()
+    if reason:
+        return UsageFault(reason, parameter="QUERY")
+    if "not authorized" in message:
+        return UsageFault("the query reads something that is not published",
+                          parameter="QUERY")
+    if "user-defined function raised exception" in message:
+        log.exception("a vo_clip SQL function failed")
+        return FatalFault("a function of the query failed inside the service")
+    return UsageFault(f"the query cannot be run: {message}", parameter="QUERY")
+
+
+def _field(column, rows: list[tuple], position: int) -> Field:
+    meta = column.column
+    if meta is not None:
+        return Field(name=column.name, datatype=meta.datatype, arraysize=meta.arraysize,
+                     xtype=meta.xtype, unit=meta.unit, ucd=meta.ucd, utype=meta.utype,
+                     description=meta.description)
+    values = [row[position] for row in rows if row[position] is not None]
+    if values and all(isinstance(v, int) for v in values):
+        return Field(name=column.name, datatype="long")
+    if values and all(isinstance(v, (int, float)) for v in values):
+        return Field(name=column.name, datatype="double")
+    if values and not all(str(v).isascii() for v in values):
+        return Field(name=column.name, datatype="unicodeChar", arraysize="*")
+    return Field(name=column.name, datatype="char", arraysize="*")
+
+
+def error_document(fault: Exception) -> bytes:
+    """The DALI error VOTable for ``fault`` (QUERY_STATUS=ERROR with its message)."""
+    return error_votable(str(fault))

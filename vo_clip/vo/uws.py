@@ -1,0 +1,874 @@
+"""Asynchronous jobs as the Universal Worker Service pattern defines them (UWS 1.1).
+
+TAP 1.1 §2.2 runs asynchronous queries as UWS jobs. This module is the protocol part,
+with no web framework in it: a :class:`JobManager` that owns the jobs, and pure
+functions that write the UWS documents (UWS 1.1 §3, namespace ``UWS/v1.0``,
+``version="1.1"``). ``service/uws.py`` maps HTTP onto it.
+
+Why it looks the way it does:
+
+- Phases change only through :data:`TRANSITIONS` (UWS 1.1 §2.1.3), one table of the
+  allowed moves; anything else raises ``UsageFault("no transition from X to Y")``.
+  Moves a worker makes on a job that was aborted, failed or deleted meanwhile are in
+  the table as *ignored*: the late outcome is dropped, the job keeps its phase.
+- Jobs outlive the process (UWS 1.1 §2.1.5: a job lives until its destruction time):
+  their state is in SQLite (``root/jobs.sqlite``, WAL) and each result is written
+  atomically to ``root/<jobId>/result``. A job that a dead process left QUEUED or
+  EXECUTING becomes ERROR when a manager starts, so no client waits forever.
+- ``PHASE=RUN`` moves the job to QUEUED before returning: pyvo's ``wait()`` and
+  taplint expect the phase out of PENDING once the 303 is sent (UWS 1.1 §2.2.3).
+- Blocking reads (``WAIT``, UWS 1.1 §2.2.1.2) wait on a :class:`threading.Condition`
+  notified by every phase change this manager makes.
+- The execution duration (UWS 1.1 §2.1.4) is a deadline handed to the executor and
+  checked when it returns; the destruction time is enforced by a reaper thread and by
+  every listing (UWS 1.1 §2.2.1.1).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import ClassVar
+
+from .faults import DALIFault, NotFoundFault, TransientFault, UsageFault
+
+__all__ = [
+    "ABORTED",
+    "ACTIVE_PHASES",
+    "ARCHIVED",
+    "COMPLETED",
+    "ERROR",
+    "EXECUTING",
+    "HELD",
+    "INTERNAL_MESSAGE",
+    "PENDING",
+    "PHASES",
+    "QUEUED",
+    "STOPPED_MESSAGE",
+    "SUSPENDED",
+    "TRANSITIONS",
+    "UNKNOWN",
+    "UWS_NS",
+    "Job",
+    "JobManager",
+    "JobOutput",
+    "UwsLimits",
+    "format_datetime",
+    "job_xml",
+    "jobs_xml",
+    "parameters_xml",
+    "parse_datetime",
+    "results_xml",
+]
+
+logger = logging.getLogger(__name__)
+
+# -- phases and the transition table (UWS 1.1 §2.1.3) --------------------------------
+
+PENDING = "PENDING"
+QUEUED = "QUEUED"
+EXECUTING = "EXECUTING"
+COMPLETED = "COMPLETED"
+ERROR = "ERROR"
+ABORTED = "ABORTED"
+UNKNOWN = "UNKNOWN"
+HELD = "HELD"
+SUSPENDED = "SUSPENDED"
+ARCHIVED = "ARCHIVED"
+
+PHASES = (PENDING, QUEUED, EXECUTING, COMPLETED, ERROR, ABORTED, UNKNOWN, HELD,
+          SUSPENDED, ARCHIVED)
+#: Phases in which a job may still change on its own; ``WAIT`` blocks only in these.
+ACTIVE_PHASES = frozenset({PENDING, QUEUED, EXECUTING})
+
+_MOVE, _IGNORE = "move", "ignore"
+
+#: (from, to) → ``"move"`` (the phase changes) or ``"ignore"`` (the request is accepted
+#: and changes nothing). A pair that is absent is an illegal move.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (PENDING, QUEUED): _MOVE,        # PHASE=RUN
+    (PENDING, ABORTED): _MOVE,       # PHASE=ABORT before it ran
+    (QUEUED, EXECUTING): _MOVE,      # a worker picks it up
+    (QUEUED, ABORTED): _MOVE,
+    (QUEUED, ERROR): _MOVE,          # the service stopped before a worker got to it
+    (EXECUTING, COMPLETED): _MOVE,
+    (EXECUTING, ERROR): _MOVE,       # a fault, an overrun, or the service stopped
+    (EXECUTING, ABORTED): _MOVE,
+    (QUEUED, QUEUED): _IGNORE,       # PHASE=RUN twice
+    (EXECUTING, QUEUED): _IGNORE,
+    (COMPLETED, ABORTED): _IGNORE,   # PHASE=ABORT on a finished job changes nothing
+    (ERROR, ABORTED): _IGNORE,
+    (ABORTED, ABORTED): _IGNORE,
+    # a worker reporting on a job that was aborted or failed meanwhile: dropped
+    (ABORTED, EXECUTING): _IGNORE,
+    (ABORTED, COMPLETED): _IGNORE,
+    (ABORTED, ERROR): _IGNORE,
+    (ERROR, EXECUTING): _IGNORE,
+    (ERROR, COMPLETED): _IGNORE,
+    (ERROR, ERROR): _IGNORE,
+}
+
+STOPPED_MESSAGE = "the service stopped while this job was executing; submit it again"
+INTERNAL_MESSAGE = "FatalFault: internal error while executing the job"
+RESULT_NAME = "result"
+_REAP_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class UwsLimits:
+    """Time limits of the job service, in seconds.
+
+    Attributes
+    ----------
+    execution_default, execution_max : int
+        Execution duration of a new job, and the most a client may ask for (0, UWS's
+        "unlimited", is granted as ``execution_max``).
+    destruction_default, destruction_max : int
+        Lifetime of a job after its creation, by default and at most.
+    wait_max : int
+        Cap of a blocking ``WAIT`` (``WAIT=-1`` means this cap).
+    """
+
+    execution_default: int = 600
+    execution_max: int = 3600
+    destruction_default: int = 86400
+    destruction_max: int = 7 * 86400
+    wait_max: int = 60
+
+
+@dataclass
+class JobOutput:
+    """What an executor returns: the result document and its MIME type."""
+
+    content: bytes
+    mime: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """A snapshot of one job; times are timezone-aware UTC datetimes.
+
+    ``parameters`` keys are upper-cased (UWS 1.1 §2.1.9); ``error`` is the message of
+    the error summary (``Fault: text``) when the phase is ERROR.
+    """
+
+    job_id: str
+    phase: str
+    parameters: dict[str, str]
+    creation_time: datetime
+    start_time: datetime | None
+    end_time: datetime | None
+    execution_duration: int
+    destruction: datetime
+    error: str | None = None
+    error_type: str | None = None
+    result_mime: str | None = None
+    result_size: int | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        """The client's RUNID (UWS 1.1 §2.1.11), if it gave one."""
+        return self.parameters.get("RUNID")
+
+
+Executor = Callable[[dict[str, str], float, Callable[[], bool]], JobOutput]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    phase TEXT NOT NULL,
+    parameters TEXT NOT NULL,
+    creation_ms INTEGER NOT NULL,
+    start_ms INTEGER,
+    end_ms INTEGER,
+    execution_duration INTEGER NOT NULL,
+    destruction_ms INTEGER NOT NULL,
+    error TEXT,
+    error_type TEXT,
+    result_mime TEXT,
+    result_size INTEGER,
+    pid INTEGER
+)
+"""
+_COLUMNS = frozenset({"start_ms", "end_ms", "error", "error_type", "result_mime",
+                      "result_size", "pid", "parameters", "execution_duration",
+                      "destruction_ms"})
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+
+
+def _now_ms() -> int:
+    return round(time.time() * 1000)
+
+
+def _from_ms(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
+
+
+def _to_ms(when: datetime) -> int:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return round(when.timestamp() * 1000)
+
+
+class JobManager:
+    """Creates, runs, persists and destroys UWS jobs.
+
+    Parameters
+    ----------
+    root : Path
+        Directory of the job database (``jobs.sqlite``) and of one folder per job.
+    execute : callable
+        ``execute(parameters, deadline, cancelled) -> JobOutput``. ``parameters`` has
+        upper-cased keys; ``deadline`` is an absolute :func:`time.time` value (start
+        plus the execution duration); ``cancelled()`` turns True once the job is
+        aborted or deleted, or the manager closes. Raising a :class:`DALIFault` makes
+        the job ERROR with the fault's ``vo_text()``; any other exception makes it
+        ERROR with a generic message, and the traceback goes to the log only.
+    limits : UwsLimits
+        Durations and caps.
+    workers : int
+        Jobs executing at once; the others wait QUEUED.
+    reap_interval : float
+        Seconds between two passes of the reaper (expired jobs, overruns).
+
+    Notes
+    -----
+    On start, jobs left QUEUED or EXECUTING by a process that no longer runs (or by
+    this process, outside any live manager) become ERROR with :data:`STOPPED_MESSAGE`.
+    ``WAIT`` is woken by changes made in this process.
+    """
+
+    #: jobs queued or executing in a live manager of this process, for orphan checks
+    _live: ClassVar[set[str]] = set()
+    _live_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, root: Path, execute: Executor, limits: UwsLimits = UwsLimits(),
+                 workers: int = 2, *, reap_interval: float = 30.0):
+        self.root = Path(root)
+        self.limits = limits
+        self._execute_fn = execute
+        self._cond = threading.Condition(threading.RLock())
+        self._active: set[str] = set()
+        self._cancelled: set[str] = set()
+        self._closed = False
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._conn = self._connect(self.root / "jobs.sqlite")
+        self._recover()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="uws-worker")
+        self._stop = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_loop, args=(reap_interval,),
+                                        name="uws-reaper", daemon=True)
+        self._reaper.start()
+
+    # -- public API --------------------------------------------------------------
+
+    def create(self, parameters: dict[str, str], run: bool = False) -> Job:
+        """Create a PENDING job (UWS 1.1 §2.2.3.1); start it at once if ``run``.
+
+        Parameters are stored as given, keys upper-cased; they are validated by the
+        executor when the job runs, so creation itself never fails on them.
+        """
+        job_id = secrets.token_urlsafe(12)
+        now = _now_ms()
+        params = {str(k).upper(): str(v) for k, v in parameters.items()}
+        with self._cond:
+            self._sql("INSERT INTO jobs (job_id, phase, parameters, creation_ms, "
+                      "execution_duration, destruction_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                      (job_id, PENDING, json.dumps(params), now,
+                       self.limits.execution_default,
+                       now + 1000 * self.limits.destruction_default))
+        if run:
+            self.run(job_id)
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> Job:
+        """The job ``job_id`` now.
+
+        Raises
+        ------
+        NotFoundFault
+            If there is no such job, or it was destroyed (or is due to be).
+        """
+        with self._cond:
+            job = self._snapshot(job_id)
+            if _to_ms(job.destruction) <= _now_ms():
+                self._destroy(job_id)
+                raise NotFoundFault(f"job {job_id} was destroyed at "
+                                    f"{format_datetime(job.destruction)}")
+        return job
+
+    def list(self, phases: list[str] | None = None, after: datetime | None = None,
+             last: int | None = None) -> list[Job]:
+        """Jobs, newest first, filtered as UWS 1.1 §2.2.1.1 says.
+
+        Parameters
+        ----------
+        phases : list of str, optional
+            Keep jobs in one of these phases.
+        after : datetime, optional
+            Keep jobs created strictly after this instant (naive means UTC).
+        last : int, optional
+            Keep the ``last`` most recently created jobs.
+
+        Raises
+        ------
+        UsageFault
+            For an unknown phase or a negative ``last``.
+        """
+        unknown = sorted(set(phases or ()) - set(PHASES))
+        if unknown:
+            raise UsageFault(f"unknown phase {unknown[0]!r}", f"use one of {', '.join(PHASES)}",
+                             parameter="PHASE")
+        if last is not None and last < 0:
+            raise UsageFault(f"LAST must be a positive integer, not {last}", parameter="LAST")
+        self.reap()
+        where, args = ["1"], []
+        if phases:
+            where.append(f"phase IN ({', '.join('?' * len(phases))})")
+            args += list(phases)
+        if after is not None:
+            where.append("creation_ms > ?")
+            args.append(_to_ms(after))
+        sql = f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY creation_ms DESC, job_id"
+        if last is not None:
+            sql += " LIMIT ?"
+            args.append(int(last))
+        with self._cond:
+            rows = self._sql(sql, args).fetchall()
+        return [_job_from_row(row) for row in rows]
+
+    def run(self, job_id: str) -> Job:
+        """Queue the job (PHASE=RUN); it is QUEUED, or later, when this returns.
+
+        Raises
+        ------
+        NotFoundFault, UsageFault
+            For an unknown job, or one that is finished.
+        """
+        with self._cond:
+            before = self.get(job_id).phase
+            job = self._move(job_id, QUEUED, pid=os.getpid())
+            if before != PENDING:
+                return job
+            self._active.add(job_id)
+            with self._live_lock:
+                self._live.add(job_id)
+        try:
+            future = self._pool.submit(self._execute, job_id)
+        except RuntimeError:  # closed between the move and the submission
+            raise TransientFault("the job service is shutting down", "try again later") from None
+        future.add_done_callback(lambda f: self._after_worker(job_id, f))
+        return job
+
+    def abort(self, job_id: str) -> Job:
+        """Abort the job (PHASE=ABORT); a finished job is left as it is."""
+        with self._cond:
+            if self.get(job_id).phase in ACTIVE_PHASES:
+                self._cancel(job_id)
+            return self._move(job_id, ABORTED, end_ms=_now_ms())
+
+    def delete(self, job_id: str) -> None:
+        """Destroy the job and its files (UWS 1.1 §2.2.3.2), aborting it if it runs."""
+        with self._cond:
+            self.get(job_id)
+            self._destroy(job_id)
+
+    def set_parameters(self, job_id: str, parameters: dict[str, str]) -> Job:
+        """Add or replace parameters of a PENDING job (UWS 1.1 §2.1.9).
+
+        A parameter replaces the stored one whatever the case of its name.
+
+        Raises
+        ------
+        UsageFault
+            If the job is no longer PENDING.
+        """
+        with self._cond:
+            job = self._pending(job_id, "parameters")
+            merged = dict(job.parameters)
+            merged.update({str(k).upper(): str(v) for k, v in parameters.items()})
+            self._update(job_id, parameters=json.dumps(merged))
+            return self.get(job_id)
+
+    def set_execution_duration(self, job_id: str, seconds: int) -> Job:
+        """Set the execution duration of a PENDING job (UWS 1.1 §2.2.3.4).
+
+        ``seconds`` is capped at ``limits.execution_max``; 0 (unlimited) is granted
+        as that cap.
+
+        Raises
+        ------
+        UsageFault
+            For a negative value, or a job that is no longer PENDING.
+        """
+        seconds = int(seconds)
+        if seconds < 0:
+            raise UsageFault(f"execution duration must be ≥ 0 s, not {seconds}",
+                             parameter="EXECUTIONDURATION")
+        granted = min(seconds or self.limits.execution_max, self.limits.execution_max)
+        with self._cond:
+            self._pending(job_id, "execution duration")
+            self._update(job_id, execution_duration=granted)
+            return self.get(job_id)
+
+    def set_destruction(self, job_id: str, when: datetime) -> Job:
+        """Set the destruction time (UWS 1.1 §2.2.3.3), capped at creation + max.
+
+        A time in the past destroys the job at the next reaping.
+        """
+        with self._cond:
+            job = self.get(job_id)
+            latest = _to_ms(job.creation_time) + 1000 * self.limits.destruction_max
+            self._update(job_id, destruction_ms=min(_to_ms(when), latest))
+            return self._snapshot(job_id)
+
+    def wait(self, job_id: str, timeout: float, phase: str | None = None) -> Job:
+        """Block while the job is active and in its current phase (UWS 1.1 §2.2.1.2).
+
+        Parameters
+        ----------
+        timeout : float
+            Seconds; capped at ``limits.wait_max``, and a negative value means the cap.
+        phase : str, optional
+            Return at once unless the job is in this phase.
+        """
+        cap = self.limits.wait_max
+        end = time.monotonic() + (cap if timeout < 0 else min(timeout, cap))
+        with self._cond:
+            job = self.get(job_id)
+            if phase is not None and job.phase != phase:
+                return job
+            start = job.phase
+            while job.phase == start and job.phase in ACTIVE_PHASES and not self._closed:
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+                job = self.get(job_id)
+            return job
+
+    def result_path(self, job_id: str) -> Path:
+        """The file holding the result of a COMPLETED job.
+
+        Raises
+        ------
+        NotFoundFault
+            Unless the job is COMPLETED.
+        """
+        job = self.get(job_id)
+        if job.phase != COMPLETED:
+            raise NotFoundFault(f"job {job_id} has no result: it is {job.phase}")
+        return self._job_dir(job_id) / RESULT_NAME
+
+    def reap(self) -> int:
+        """Destroy expired jobs and fail overrunning ones; returns the number destroyed."""
+        now = _now_ms()
+        with self._cond:
+            if self._closed:
+                return 0
+            expired = [r["job_id"] for r in self._sql(
+                "SELECT job_id FROM jobs WHERE destruction_ms <= ?", (now,))]
+            for job_id in expired:
+                self._destroy(job_id)
+            for row in self._sql("SELECT job_id, start_ms, execution_duration FROM jobs "
+                                 "WHERE phase = ?", (EXECUTING,)).fetchall():
+                deadline = row["start_ms"] + 1000 * (row["execution_duration"] + _REAP_GRACE_S)
+                if now > deadline:
+                    self._cancel(row["job_id"])
+                    self._fail(row["job_id"], _overrun_message(row["execution_duration"]),
+                               "transient")
+        return len(expired)
+
+    def close(self) -> None:
+        """Stop the workers and the reaper; jobs still queued or executing become ERROR.
+
+        Executors still running see ``cancelled()`` turn True; whatever they return
+        later is dropped.
+        """
+        with self._cond:
+            if self._closed:
+                return
+            for job_id in list(self._active):
+                self._cancel(job_id)
+                self._fail(job_id, STOPPED_MESSAGE, "transient")
+            self._closed = True
+            self._forget(*self._active)
+            self._cond.notify_all()
+        self._stop.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._reaper.join(timeout=5)
+        with self._cond:
+            self._conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- execution ------------------------------------------------------------------
+
+    def _execute(self, job_id: str) -> None:
+        """Run one job on a worker thread, from QUEUED to its final phase."""
+        job = self._begin(job_id)
+        if job is None:
+            return
+        deadline = job.start_time.timestamp() + job.execution_duration
+        try:
+            output = self._execute_fn(dict(job.parameters), deadline,
+                                      lambda: self._closed or job_id in self._cancelled)
+        except DALIFault as fault:
+            self._fail(job_id, fault.vo_text(), _error_type(fault))
+            return
+        except Exception:
+            logger.exception("UWS job %s failed in its executor", job_id)
+            self._fail(job_id, INTERNAL_MESSAGE, "fatal")
+            return
+        if time.time() > deadline:
+            self._fail(job_id, _overrun_message(job.execution_duration), "transient")
+        elif not isinstance(output, JobOutput):
+            logger.error("UWS job %s: the executor returned %r, not a JobOutput",
+                         job_id, type(output))
+            self._fail(job_id, INTERNAL_MESSAGE, "fatal")
+        else:
+            self._complete(job_id, output)
+
+    def _begin(self, job_id: str) -> Job | None:
+        """QUEUED → EXECUTING; None if the job was aborted, deleted or shut down meanwhile."""
+        with self._cond:
+            if self._closed or job_id in self._cancelled:
+                return None
+            try:
+                job = self._move(job_id, EXECUTING, start_ms=_now_ms())
+            except NotFoundFault:
+                return None
+            return job if job.phase == EXECUTING else None
+
+    def _complete(self, job_id: str, output: JobOutput) -> None:
+        """Write the result atomically, then mark the job COMPLETED if it still runs."""
+        directory = self._job_dir(job_id)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".result-")
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(output.content)
+        except OSError:
+            logger.exception("UWS job %s: cannot write its result", job_id)
+            self._fail(job_id, INTERNAL_MESSAGE, "fatal")
+            return
+        with self._cond:
+            row = None if self._closed else self._row(job_id)
+            if row is not None and row["phase"] == EXECUTING:
+                os.replace(tmp, directory / RESULT_NAME)
+                self._move(job_id, COMPLETED, end_ms=_now_ms(), result_mime=output.mime,
+                           result_size=len(output.content))
+                return
+        Path(tmp).unlink(missing_ok=True)
+        if row is None and not self._closed:
+            shutil.rmtree(directory, ignore_errors=True)  # deleted while it ran
+
+    def _after_worker(self, job_id: str, future: Future) -> None:
+        """Forget the job; a bug in the worker itself is logged and fails the job."""
+        if not future.cancelled() and future.exception() is not None:
+            logger.error("UWS job %s: worker crashed", job_id, exc_info=future.exception())
+            self._fail(job_id, INTERNAL_MESSAGE, "fatal")
+        with self._cond:
+            self._active.discard(job_id)
+            self._cancelled.discard(job_id)
+            self._forget(job_id)
+
+    def _fail(self, job_id: str, message: str, error_type: str) -> None:
+        """Move the job to ERROR, if it is still there to move."""
+        try:
+            self._move(job_id, ERROR, end_ms=_now_ms(), error=message,
+                       error_type=error_type)
+        except DALIFault as fault:  # deleted or shut down meanwhile: nothing to record
+            logger.debug("UWS job %s: error not recorded (%s)", job_id, fault)
+
+    # -- state -------------------------------------------------------------------------
+
+    def _move(self, job_id: str, to: str, **fields) -> Job:
+        """Apply one transition of :data:`TRANSITIONS` and wake the waiters."""
+        with self._cond:
+            row = self._row(job_id)
+            if row is None:
+                raise NotFoundFault(f"no job {job_id!r}")
+            action = TRANSITIONS.get((row["phase"], to))
+            if action is None:
+                raise UsageFault(f"no transition from {row['phase']} to {to}",
+                                 f"job {job_id} is {row['phase']}", parameter="PHASE")
+            if action == _MOVE:
+                self._update(job_id, phase=to, **fields)
+                self._cond.notify_all()
+            return self._snapshot(job_id)
+
+    def _pending(self, job_id: str, what: str) -> Job:
+        job = self.get(job_id)
+        if job.phase != PENDING:
+            raise UsageFault(f"the {what} of job {job_id} cannot change: it is {job.phase}",
+                             "only a PENDING job can be changed")
+        return job
+
+    def _cancel(self, job_id: str) -> None:
+        if job_id in self._active:
+            self._cancelled.add(job_id)
+
+    def _destroy(self, job_id: str) -> None:
+        """Delete the row and the files; a running executor sees ``cancelled()``."""
+        self._cancel(job_id)
+        self._sql("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+        directory = self._job_dir(job_id)
+        if directory.exists():
+            shutil.rmtree(directory)
+        self._cond.notify_all()
+
+    def _forget(self, *job_ids: str) -> None:
+        with self._live_lock:
+            self._live.difference_update(job_ids)
+
+    def _recover(self) -> None:
+        """Fail the jobs that a stopped process left QUEUED or EXECUTING."""
+        rows = self._sql("SELECT job_id, pid FROM jobs WHERE phase IN (?, ?)",
+                         (QUEUED, EXECUTING)).fetchall()
+        with self._live_lock:
+            live = set(self._live)
+        for row in rows:
+            if _orphaned(row["pid"], row["job_id"], live):
+                logger.warning("UWS job %s was left running by process %s; now ERROR",
+                               row["job_id"], row["pid"])
+                self._fail(row["job_id"], STOPPED_MESSAGE, "transient")
+
+    def _reap_loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.reap()
+            except (sqlite3.Error, OSError):
+                logger.exception("UWS reaper pass failed; trying again in %s s", interval)
+
+    # -- storage -----------------------------------------------------------------------
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                               timeout=10)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(_SCHEMA)
+        return conn
+
+    def _sql(self, sql: str, args=()) -> sqlite3.Cursor:
+        """Run one statement; callers hold the lock (one connection, many threads)."""
+        with self._cond:
+            if self._closed:
+                raise TransientFault("the job service is shutting down", "try again later")
+            return self._conn.execute(sql, args)
+
+    def _row(self, job_id: str) -> sqlite3.Row | None:
+        with self._cond:
+            return self._sql("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+
+    def _snapshot(self, job_id: str) -> Job:
+        """The stored job, even past its destruction time (:meth:`get` destroys those)."""
+        row = self._row(job_id)
+        if row is None:
+            raise NotFoundFault(f"no job {job_id!r}", "it never existed or was destroyed")
+        return _job_from_row(row)
+
+    def _update(self, job_id: str, **fields) -> None:
+        names = set(fields) - {"phase"}
+        if not names <= _COLUMNS:
+            raise ValueError(f"not job columns: {sorted(names - _COLUMNS)}")
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        self._sql(f"UPDATE jobs SET {assignments} WHERE job_id = ?",
+                  (*fields.values(), job_id))
+
+    def _job_dir(self, job_id: str) -> Path:
+        if not _JOB_ID.match(job_id):
+            raise NotFoundFault(f"no job {job_id!r}")
+        return self.root / job_id
+
+
+def _job_from_row(row: sqlite3.Row) -> Job:
+    return Job(job_id=row["job_id"], phase=row["phase"],
+               parameters=json.loads(row["parameters"]),
+               creation_time=_from_ms(row["creation_ms"]), start_time=_from_ms(row["start_ms"]),
+               end_time=_from_ms(row["end_ms"]), execution_duration=row["execution_duration"],
+               destruction=_from_ms(row["destruction_ms"]), error=row["error"],
+               error_type=row["error_type"], result_mime=row["result_mime"],
+               result_size=row["result_size"])
+
+
+def _orphaned(pid: int | None, job_id: str, live: set[str]) -> bool:
+    """Whether no process runs this job any more (``os.kill(pid, 0)`` probes it)."""
+    if pid is None:
+        return True
+    if pid == os.getpid():
+        return job_id not in live
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
+
+
+def _error_type(fault: DALIFault) -> str:
+    """UWS 1.1 §2.1.6: transient errors may succeed if the job is submitted again."""
+    return "transient" if isinstance(fault, TransientFault) else "fatal"
+
+
+def _overrun_message(seconds: int) -> str:
+    return ("TransientFault: the query ran longer than the execution duration of "
+            f"{seconds} s")
+
+
+# -- dates -------------------------------------------------------------------------------
+
+def format_datetime(when: datetime) -> str:
+    """``2026-01-31T12:00:00.123Z``: UTC with the Z that UWS 1.1 requires."""
+    utc = when.astimezone(timezone.utc) if when.tzinfo else when
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_datetime(text: str, parameter: str | None = None) -> datetime:
+    """An ISO 8601 instant (``Z``, an offset, or none for UTC) as an aware datetime.
+
+    Raises
+    ------
+    UsageFault
+        If ``text`` is not an ISO 8601 date or date-time.
+    """
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageFault(f"{text!r} is not an ISO 8601 time", "write e.g. 2026-01-31T12:00:00Z",
+                         parameter=parameter) from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+# -- documents (UWS 1.1 §3) ---------------------------------------------------------------
+
+UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _text(value: str) -> str:
+    """``value`` with the characters XML 1.0 cannot carry replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", value)
+
+
+def _root(name: str) -> ET.Element:
+    # Prefixed names are written literally, so the declarations below are the only ones.
+    return ET.Element(f"uws:{name}", {"xmlns:uws": UWS_NS, "xmlns:xlink": XLINK_NS,
+                                      "xmlns:xsi": XSI_NS, "version": "1.1"})
+
+
+def _child(parent: ET.Element, name: str, text: str | None = None, **attrs) -> ET.Element:
+    element = ET.SubElement(parent, f"uws:{name}", {k: _text(v) for k, v in attrs.items()})
+    if text is not None:
+        element.text = _text(text)
+    return element
+
+
+def _time_child(parent: ET.Element, name: str, when: datetime | None) -> None:
+    if when is None:
+        _child(parent, name, **{"xsi:nil": "true"})
+    else:
+        _child(parent, name, format_datetime(when))
+
+
+def _serialise(root: ET.Element) -> bytes:
+    return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
+
+
+def _fill_parameters(element: ET.Element, job: Job) -> ET.Element:
+    for name, value in job.parameters.items():
+        _child(element, "parameter", value, id=name)
+    return element
+
+
+def _fill_results(element: ET.Element, job: Job, jobs_url: str) -> ET.Element:
+    if job.phase == COMPLETED:
+        attrs = {"xlink:type": "simple",
+                 "xlink:href": f"{jobs_url}/{job.job_id}/results/{RESULT_NAME}"}
+        if job.result_mime:
+            attrs["mime-type"] = job.result_mime
+        if job.result_size is not None:
+            attrs["size"] = str(job.result_size)
+        _child(element, "result", id=RESULT_NAME, **attrs)
+    return element
+
+
+def job_xml(job: Job, jobs_url: str) -> bytes:
+    """The ``uws:job`` document of ``job`` (UWS 1.1 §3), children in schema order.
+
+    Parameters
+    ----------
+    job : Job
+        The job to describe.
+    jobs_url : str
+        Absolute URL of the job list (``{base}/tap/async``); result links hang off it.
+    """
+    root = _root("job")
+    _child(root, "jobId", job.job_id)
+    if job.run_id is not None:
+        _child(root, "runId", job.run_id)
+    _child(root, "ownerId", **{"xsi:nil": "true"})
+    _child(root, "phase", job.phase)
+    _child(root, "creationTime", format_datetime(job.creation_time))
+    _time_child(root, "startTime", job.start_time)
+    _time_child(root, "endTime", job.end_time)
+    _child(root, "executionDuration", str(int(job.execution_duration)))
+    _child(root, "destruction", format_datetime(job.destruction))
+    _fill_parameters(_child(root, "parameters"), job)
+    _fill_results(_child(root, "results"), job, jobs_url)
+    if job.phase == ERROR:
+        summary = _child(root, "errorSummary", type=job.error_type or "fatal",
+                         hasDetail="true")
+        _child(summary, "message", job.error or "the job failed")
+    return _serialise(root)
+
+
+def jobs_xml(jobs: list[Job], jobs_url: str) -> bytes:
+    """The ``uws:jobs`` list (UWS 1.1 §2.1.1): one ``jobref`` per job, with its phase."""
+    root = _root("jobs")
+    for job in jobs:
+        ref = _child(root, "jobref", id=job.job_id,
+                     **{"xlink:type": "simple", "xlink:href": f"{jobs_url}/{job.job_id}"})
+        _child(ref, "phase", job.phase)
+        if job.run_id is not None:
+            _child(ref, "runId", job.run_id)
+        _child(ref, "creationTime", format_datetime(job.creation_time))
+    return _serialise(root)
+
+
+def parameters_xml(job: Job) -> bytes:
+    """The ``uws:parameters`` document (``/{jobId}/parameters``)."""
+    root = ET.Element("uws:parameters", {"xmlns:uws": UWS_NS})
+    return _serialise(_fill_parameters(root, job))
+
+
+def results_xml(job: Job, jobs_url: str) -> bytes:
+    """The ``uws:results`` document (``/{jobId}/results``), empty unless COMPLETED."""
+    root = ET.Element("uws:results", {"xmlns:uws": UWS_NS, "xmlns:xlink": XLINK_NS})
+    return _serialise(_fill_results(root, job, jobs_url))
