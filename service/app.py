@@ -43,6 +43,7 @@ def create_app(config: Config | None = None, test_config: dict | None = None) ->
         config = config.updated(test_config, origin="test_config")
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.config["MAX_FORM_MEMORY_SIZE"] = MAX_REQUEST_BYTES  # the translator says what is too long
     app.extensions["vo_clip.config"] = config
     app.extensions["vo_clip.metrics"] = StageLatencies()
     app.extensions["vo_clip.tap"] = _lazy_tap_service(config)

@@ -11,8 +11,11 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -46,9 +49,10 @@ def write_tiny_archive(root: Path, n: int = 36, seed: int = 0):
         preview = f"previews/obs{i:03d}.png"
         Image.fromarray(pixels.astype(np.uint8), mode="L").save(root / preview)
         rows.append((f"obs{i:03d}", preview, f"TARGET-{i % 7}", INSTRUMENTS[i % 4],
-                     float(10 + i), float(-30 + i / 2), int(10 + i % 20)))
+                     float(10 + i), float(-30 + i / 2), int(10 + i % 20), "TINY", 2))
     table = Table(rows=rows, names=["obs_id", "preview", "target_name", "instrument_name",
-                                    "s_ra", "s_dec", "proposal_cycle"])
+                                    "s_ra", "s_dec", "proposal_cycle", "obs_collection",
+                                    "calib_level"])
     return Archive.write(root, table, name="tiny", source="tests")
 
 
@@ -108,3 +112,35 @@ def tiny_index(tiny_archive, tiny_model_path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny-index") / "index"
     build_index(tiny_archive, load_model(str(tiny_model_path)), out, progress=False)
     return out
+
+
+@contextmanager
+def live_server(app, threads: int = 6):
+    """Serve ``app`` with waitress on a free loopback port; yields the base URL."""
+    from waitress.server import create_server
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=threads,
+                           ident="vo_clip/test")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
+        server.task_dispatcher.shutdown()
+        thread.join(timeout=10)
+        app.extensions["vo_clip.uws"].close()
+
+
+def taplint(tap_url: str, stages: str = "-LOC") -> tuple[list[str], str]:
+    """Run STILTS taplint; the report lines of errors (E-) and warnings (W-), and the text."""
+    result = subprocess.run(["stilts", "taplint", f"tapurl={tap_url}", f"stages={stages}",
+                             "report=EWF", "maxrepeat=5"], capture_output=True, text=True,
+                            timeout=600)
+    text = result.stdout + result.stderr
+    assert "Totals:" in text, text
+    return [line for line in text.splitlines() if line.startswith(("E-", "W-"))], text
+
+
+requires_stilts = pytest.mark.skipif(shutil.which("stilts") is None,
+                                     reason="STILTS is not installed (apt-get install stilts)")
