@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
 from vo_clip import __version__
@@ -97,6 +97,12 @@ def _register_basics(app: Flask, config: Config) -> None:
             return jsonify(status="unavailable", version=__version__, reason=str(exc)), 503
         return jsonify(status="ok", version=__version__, observations=manifest.count,
                        model=manifest.model["name"], archive=manifest.archive["name"])
+
+    @app.get("/preview/<obs_id>")
+    def preview(obs_id: str):
+        """An observation's preview image, the picture the similarity functions compare."""
+        path = app.extensions["vo_clip.tap"]().preview_file(obs_id)
+        return send_file(path, max_age=86400, conditional=True)
 
     @app.get("/metrics")
     def metrics():

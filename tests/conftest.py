@@ -126,8 +126,8 @@ def live_server(app, threads: int = 6):
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
+        server.task_dispatcher.shutdown()  # let running requests finish first
         server.close()
-        server.task_dispatcher.shutdown()
         thread.join(timeout=10)
         app.extensions["vo_clip.uws"].close()
 
@@ -144,3 +144,18 @@ def taplint(tap_url: str, stages: str = "-LOC") -> tuple[list[str], str]:
 
 requires_stilts = pytest.mark.skipif(shutil.which("stilts") is None,
                                      reason="STILTS is not installed (apt-get install stilts)")
+
+
+#: The query a new user runs first (tests/test_default_flow.py, tests/test_tap_demo.py).
+FIRST_QUERY = "planetary nebula with a bright central star"
+
+
+@pytest.fixture(scope="session")
+def demo_first_run(tmp_path_factory):
+    """A new user's first `vo-clip query`: it builds the full demo archive and index.
+
+    Session-scoped: the demo build takes minutes, and every slow test reads the same one.
+    """
+    home = tmp_path_factory.mktemp("new-user")
+    result = run_cli("query", FIRST_QUERY, "--top", "10", "--format", "csv", home=home)
+    return home, result

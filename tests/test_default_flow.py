@@ -45,11 +45,8 @@ OUR_PARAPHRASES = {
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    home = tmp_path_factory.mktemp("new-user")
-    result = run_cli("query", "planetary nebula with a bright central star", "--top", "10",
-                     "--format", "csv", home=home)
-    return home, result
+def first_run(demo_first_run):
+    return demo_first_run
 
 
 @pytest.fixture(scope="module")

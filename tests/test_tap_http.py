@@ -157,6 +157,18 @@ def test_parameter_names_ignore_case_and_unknown_ones_are_ignored(server):
     assert len(response.text.strip().splitlines()) == 3
 
 
+def test_preview_urls_serve_the_images(server, service):
+    (url,) = service.search("SELECT preview_url FROM hst.observations "
+                            "WHERE obs_id = 'obs004'")["preview_url"]
+    response = requests.get(url, timeout=30)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "image/png"
+    assert response.content.startswith(b"\x89PNG")
+    missing = requests.get(f"{server}/preview/nope", timeout=30)
+    assert missing.status_code == 404 and b"no preview for observation 'nope'" in missing.content
+    escape = requests.get(f"{server}/preview/..%2F..%2F..%2Fetc%2Fpasswd", timeout=30)
+    assert escape.status_code == 404 and b"root:" not in escape.content
+
+
 def test_vosi_endpoints_refuse_writes(server):
     for path in ("/tap/capabilities", "/tap/tables", "/tap/availability"):
         assert requests.post(server + path, timeout=30).status_code == 405

@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import UnknownObservationError
 from . import geometry
 from .adql import Translation, translate
-from .faults import FatalFault, TransientFault, UsageFault
+from .faults import FatalFault, NotFoundFault, TransientFault, UsageFault
 from .formats import OutputFormat, output_format
 from .schema import TapTable, published_tables
 from .tap_schema import build_tap_schema
@@ -352,6 +352,23 @@ class TapService:
         """Load the model now (it otherwise loads on the first text similarity)."""
         if self._encode is not None:
             self._vector("text", "a galaxy")
+
+    def preview_file(self, obs_id: str) -> Path:
+        """The preview image of ``obs_id`` in the indexed archive.
+
+        Raises
+        ------
+        NotFoundFault
+            If the observation is unknown or its preview is not on disk.
+        """
+        db, _ = self._catalog.connection()
+        row = db.execute("SELECT preview FROM observations WHERE obs_id = ?",
+                         (obs_id,)).fetchone()
+        archive = Path(self.index.manifest.archive.get("path") or ".").resolve()
+        path = (archive / row[0]).resolve() if row and row[0] else None
+        if path is None or archive not in path.parents or not path.is_file():
+            raise NotFoundFault(f"no preview for observation {obs_id!r}")
+        return path
 
     def sample_observation(self) -> tuple[str, float, float]:
         """The first observation's obs_id, s_ra and s_dec (for examples that must run)."""
