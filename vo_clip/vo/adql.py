@@ -18,7 +18,7 @@ executor can give SQL only the best-scoring candidate rows (see :mod:`vo_clip.vo
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import sqlglot
@@ -617,7 +617,7 @@ def _function_metadata(node: exp.Anonymous, tables, name: str) -> TapColumn | No
         return TapColumn(name, "long", ucd="meta.number")
     if upper in ("MIN", "MAX"):
         inner = _metadata(node.expressions[0], tables, name)
-        return replace_name(inner, name) if inner else None
+        return _renamed(inner, name) if inner else None
     if upper == "DISTANCE":
         return TapColumn(name, "double", unit="deg", ucd="pos.angDistance")
     if upper in ("CONTAINS", "INTERSECTS"):
@@ -631,12 +631,7 @@ def _function_metadata(node: exp.Anonymous, tables, name: str) -> TapColumn | No
 
 
 def _renamed(column: TapColumn, name: str) -> TapColumn:
-    from dataclasses import replace
-
     return replace(column, name=name)
-
-
-replace_name = _renamed
 
 
 # -- final checks -----------------------------------------------------------------------

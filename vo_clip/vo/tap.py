@@ -283,7 +283,10 @@ class TapService:
             db, state = self._catalog.connection()
             state.base_url, state.deadline, state.cancelled = base_url, deadline, cancelled
             started = time.perf_counter()
-            rows = self._rows(db, state, translation, scores, wanted)
+            try:
+                rows = self._rows(db, state, translation, scores, wanted)
+            finally:
+                state.scores = []  # a full score list is large; threads keep their state
             timings["sql"] = time.perf_counter() - started
         overflow = (top is None or top > maxrec) and (len(rows) > maxrec or maxrec == 0)
         rows = rows[:maxrec]
