@@ -14,7 +14,7 @@ from flask import Blueprint, Response, abort, current_app, render_template_strin
 from vo_clip.vo.adql import GEOMETRY_FUNCTIONS, UDFS
 from vo_clip.vo.examples import examples as example_queries
 from vo_clip.vo.examples import examples_xhtml
-from vo_clip.vo.faults import DALIFault, NotFoundFault
+from vo_clip.vo.faults import DALIFault, NotFoundFault, UsageFault
 from vo_clip.vo.vosi import availability_xml, capabilities_xml, table_xml, tableset_xml
 
 from .params import request_params
@@ -84,6 +84,8 @@ def availability():
 @bp.get("/tables")
 def tables():
     detail = (request_params().get("DETAIL") or "max").lower()
+    if detail not in ("min", "max"):
+        raise UsageFault(f"DETAIL must be min or max, not {detail!r}", parameter="DETAIL")
     return Response(tableset_xml(tap_service().tables, detail=detail), mimetype=XML)
 
 

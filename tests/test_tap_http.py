@@ -169,6 +169,16 @@ def test_preview_urls_serve_the_images(server, service):
     assert escape.status_code == 404 and b"root:" not in escape.content
 
 
+def test_vosi_tables_detail_and_single_tables(server):
+    minimal = requests.get(server + "/tap/tables", params={"detail": "min"}, timeout=30)
+    assert minimal.status_code == 200 and b"<column>" not in minimal.content
+    one = requests.get(server + "/tap/tables/ivoa.ObsCore", timeout=30)
+    assert one.status_code == 200 and one.content.count(b"<column>") == 30
+    assert requests.get(server + "/tap/tables/ivoa.nope", timeout=30).status_code == 404
+    _assert_error_document(requests.get(server + "/tap/tables", params={"detail": "all"},
+                                        timeout=30), 400, "DETAIL must be min or max")
+
+
 def test_vosi_endpoints_refuse_writes(server):
     for path in ("/tap/capabilities", "/tap/tables", "/tap/availability"):
         assert requests.post(server + path, timeout=30).status_code == 405
