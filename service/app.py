@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from flask import Flask, Response, jsonify, request, send_file
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from vo_clip import __version__
@@ -20,18 +20,20 @@ from vo_clip.config import Config
 from vo_clip.errors import VoClipError
 from vo_clip.search.index import EmbeddingIndex
 from vo_clip.vo.faults import DALIFault, FatalFault, TransientFault, UsageFault
+from vo_clip.vo.image_query import MAX_IMAGE_BYTES
 from vo_clip.vo.uws import JobManager, JobOutput
 from vo_clip.vo.votable import error_votable
 
-from . import tap, uws
+from . import datalink, observations, tap, uws
 from .metrics import StageLatencies
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
-#: Request bodies above this are refused before they are read (a query is at most 100 kB).
-MAX_REQUEST_BYTES = 16 * 1024 * 1024
+#: Request bodies above this are refused before they are read: the largest legitimate
+#: body is an image upload (a query is at most 100 kB).
+MAX_REQUEST_BYTES = MAX_IMAGE_BYTES + 1024 * 1024
 
 VOTABLE = "application/x-votable+xml"
 
@@ -50,6 +52,8 @@ def create_app(config: Config | None = None, test_config: dict | None = None) ->
     app.extensions["vo_clip.uws"] = _job_manager(app, config)
     app.register_blueprint(tap.bp, url_prefix="/tap")
     app.register_blueprint(uws.bp, url_prefix="/tap/async")
+    app.register_blueprint(datalink.bp, url_prefix="/datalink")
+    app.register_blueprint(observations.bp)
     _register_basics(app, config)
     _register_error_handlers(app)
     return app
@@ -98,12 +102,6 @@ def _register_basics(app: Flask, config: Config) -> None:
         return jsonify(status="ok", version=__version__, observations=manifest.count,
                        model=manifest.model["name"], archive=manifest.archive["name"])
 
-    @app.get("/preview/<obs_id>")
-    def preview(obs_id: str):
-        """An observation's preview image, the picture the similarity functions compare."""
-        path = app.extensions["vo_clip.tap"]().preview_file(obs_id)
-        return send_file(path, max_age=86400, conditional=True)
-
     @app.get("/metrics")
     def metrics():
         """Median and 95th-percentile latency of each query stage."""
@@ -133,7 +131,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        if not request.path.startswith("/tap"):
+        if not request.path.startswith(("/tap", "/datalink", "/search")):
             return error
         message = f"{error.code} {error.name}: {error.description}"
         return Response(error_votable(message), status=error.code, mimetype=VOTABLE)

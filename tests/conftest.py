@@ -49,10 +49,11 @@ def write_tiny_archive(root: Path, n: int = 36, seed: int = 0):
         preview = f"previews/obs{i:03d}.png"
         Image.fromarray(pixels.astype(np.uint8), mode="L").save(root / preview)
         rows.append((f"obs{i:03d}", preview, f"TARGET-{i % 7}", INSTRUMENTS[i % 4],
-                     float(10 + i), float(-30 + i / 2), int(10 + i % 20), "TINY", 2))
+                     float(10 + i), float(-30 + i / 2), int(10 + i % 20), "TINY", 2,
+                     f"{9000 + i % 6}", f"Tiny programme {i % 6} & <friends>"))
     table = Table(rows=rows, names=["obs_id", "preview", "target_name", "instrument_name",
                                     "s_ra", "s_dec", "proposal_cycle", "obs_collection",
-                                    "calib_level"])
+                                    "calib_level", "proposal_id", "proposal_title"])
     return Archive.write(root, table, name="tiny", source="tests")
 
 

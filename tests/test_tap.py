@@ -31,7 +31,7 @@ def engine(tiny_index, tiny_model_path):
 
 @pytest.fixture(scope="module")
 def tap(engine):
-    return TapService(engine.index, text_encoder=lambda text: engine.vector(Query(text=text)),
+    return TapService(engine.index, engine=lambda: engine,
                       limits=TapLimits(default_maxrec=20, hard_maxrec=30))
 
 

@@ -139,7 +139,7 @@ def test_non_utf8_bytes_are_a_usage_error(server):
 
 
 def test_a_request_larger_than_the_limit_is_refused_with_a_votable(server):
-    response = requests.post(server + "/tap/sync", data=b"x" * (17 * 1024 * 1024), timeout=60,
+    response = requests.post(server + "/tap/sync", data=b"x" * (50 * 1024 * 1024), timeout=60,
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
     _assert_error_document(response, 413, "Too Large")
 

@@ -121,7 +121,7 @@ def open_engine(config: Config, *, with_model: bool = True, progress: bool = Tru
 
 
 def open_tap(config: Config):
-    """The TAP service over the configured index; the model loads on first text query.
+    """The TAP service over the configured index; the model loads on first use.
 
     Raises
     ------
@@ -130,20 +130,20 @@ def open_tap(config: Config):
     """
     import threading
 
-    from .search.engine import Query, SearchEngine
+    from .search.engine import SearchEngine
     from .search.index import EmbeddingIndex
     from .vo.tap import TapService
 
     index = EmbeddingIndex.open(config.index_dir)
     lock, engines = threading.Lock(), []
 
-    def encode_text(text: str):
+    def engine() -> SearchEngine:
         with lock:
             if not engines:
                 from .ml.model import load_model
 
                 model = load_model(model_spec(config, index), device=config.device)
                 engines.append(SearchEngine(index, model))
-        return engines[0].vector(Query(text=text))
+            return engines[0]
 
-    return TapService(index, authority=config.authority, text_encoder=encode_text)
+    return TapService(index, authority=config.authority, engine=engine)

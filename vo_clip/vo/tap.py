@@ -27,7 +27,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 from urllib.parse import quote
@@ -37,6 +37,7 @@ import numpy as np
 from ..errors import UnknownObservationError
 from . import geometry
 from .adql import Translation, translate
+from .datalink import links_descriptor
 from .faults import FatalFault, NotFoundFault, TransientFault, UsageFault
 from .formats import OutputFormat, output_format
 from .schema import TapTable, published_tables
@@ -68,6 +69,7 @@ class QueryResult:
     format: OutputFormat
     query: str
     timings: dict[str, float] = field(default_factory=dict)
+    descriptors: list[str] = field(default_factory=list)
 
     def render(self) -> Iterator[bytes]:
         """The result in its format: VOTable (TABLEDATA or BINARY2), CSV or TSV."""
@@ -78,7 +80,8 @@ class QueryResult:
         return write_votable(self.fields, self.rows, overflow=self.overflow,
                              serialization=serialization,
                              infos=[("QUERY", self.query),
-                                    ("standardID", "ivo://ivoa.net/std/TAP")])
+                                    ("standardID", "ivo://ivoa.net/std/TAP")],
+                             extra_resources=self.descriptors)
 
 
 # -- the SQL side -----------------------------------------------------------------------
@@ -205,30 +208,36 @@ class TapService:
         The embeddings and the catalog to query.
     authority : str
         IVOA authority of the publisher DIDs (``ivo://{authority}/vo_clip?{obs_id}``).
-    text_encoder : callable, optional
-        ``text -> unit vector``; called (and so the model loaded) on the first text
-        similarity only. Without one, text similarity is a TransientFault.
+    engine : callable, optional
+        Returns the :class:`~vo_clip.search.engine.SearchEngine` with its model; called
+        (and so the model loaded) on the first text or image query only. Without one,
+        text and image similarity are a TransientFault.
     limits : TapLimits
         MAXREC default and hard limit, execution time limits.
     """
 
     def __init__(self, index, *, authority: str = "example.org",
-                 text_encoder: Callable[[str], np.ndarray] | None = None,
+                 engine: Callable[[], object] | None = None,
                  limits: TapLimits = TapLimits()):
         self.index = index
         self.authority = authority
         self.limits = limits
         self.tables = published_tables()
-        self._encode = text_encoder
+        self._engine = engine
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._vector_lock = threading.Lock()
+        self._cache: dict[str, object] = {}
         self._catalog = _Catalog(index.catalog.path, authority, self.tables)
 
     # Parameters -------------------------------------------------------------------------
     def execute(self, params: Mapping[str, str], *, base_url: str,
                 deadline: float | None = None,
-                cancelled: Callable[[], bool] | None = None) -> QueryResult:
+                cancelled: Callable[[], bool] | None = None,
+                query_vectors: Mapping[str, np.ndarray] | None = None) -> QueryResult:
         """Run the query that ``params`` (upper-cased names) describe.
+
+        ``query_vectors`` maps a text argument of ``vo_clip_similarity`` to the vector
+        to use instead of the text's embedding (an uploaded image, for instance).
 
         Raises
         ------
@@ -255,7 +264,8 @@ class TapService:
         limit_deadline = time.time() + self.limits.execution_default
         deadline = min(deadline or math.inf, limit_deadline)
         result = self._run(translation, maxrec, fmt, base_url=base_url, deadline=deadline,
-                           cancelled=cancelled or (lambda: False))
+                           cancelled=cancelled or (lambda: False),
+                           query_vectors=query_vectors or {})
         result.timings["total"] = time.perf_counter() - started
         return result
 
@@ -273,13 +283,13 @@ class TapService:
 
     # Execution --------------------------------------------------------------------------
     def _run(self, translation: Translation, maxrec: int, fmt: OutputFormat, *,
-             base_url: str, deadline: float, cancelled) -> QueryResult:
+             base_url: str, deadline: float, cancelled, query_vectors) -> QueryResult:
         top = translation.top
         wanted = top if top is not None and top <= maxrec else maxrec + 1
         timings: dict[str, float] = {}
         rows: list[tuple] = []
         if wanted > 0 and maxrec > 0:
-            scores = self._scores(translation, timings)
+            scores = self._scores(translation, timings, query_vectors)
             db, state = self._catalog.connection()
             state.base_url, state.deadline, state.cancelled = base_url, deadline, cancelled
             started = time.perf_counter()
@@ -291,11 +301,19 @@ class TapService:
         overflow = (top is None or top > maxrec) and (len(rows) > maxrec or maxrec == 0)
         rows = rows[:maxrec]
         fields = [_field(column, rows, i) for i, column in enumerate(translation.columns)]
-        return QueryResult(fields, rows, overflow, fmt, translation.adql, timings)
+        descriptors = []
+        did = next((i for i, c in enumerate(translation.columns) if c.column is not None
+                    and c.column.ucd == "meta.ref.ivoid"), None)
+        if did is not None:  # DataLink activation in TOPCAT and Aladin (DataLink 1.1 §4)
+            fields[did] = replace(fields[did], id="obs_publisher_did")
+            descriptors.append(links_descriptor(base_url, "obs_publisher_did"))
+        return QueryResult(fields, rows, overflow, fmt, translation.adql, timings, descriptors)
 
-    def _scores(self, translation: Translation, timings: dict) -> list[np.ndarray]:
+    def _scores(self, translation: Translation, timings: dict,
+                query_vectors: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         started = time.perf_counter()
-        vectors = [self._vector(s.kind, s.argument) for s in translation.similarities]
+        vectors = [query_vectors[s.argument] if s.kind == "text" and s.argument in query_vectors
+                   else self._vector(s.kind, s.argument) for s in translation.similarities]
         timings["encode"] = time.perf_counter() - started
         started = time.perf_counter()
         scores = [self.index.embeddings @ v for v in vectors]
@@ -313,10 +331,9 @@ class TapService:
             if argument in self._vectors:
                 self._vectors.move_to_end(argument)
                 return self._vectors[argument]
-        if self._encode is None:
-            raise TransientFault("text similarity needs the model, which this service "
-                                 "has not loaded")
-        vector = np.asarray(self._encode(argument), dtype=np.float32)
+        from ..search.engine import Query
+
+        vector = np.asarray(self.engine().vector(Query(text=argument)), dtype=np.float32)
         with self._vector_lock:
             self._vectors[argument] = vector
             while len(self._vectors) > 256:
@@ -351,10 +368,60 @@ class TapService:
         except sqlite3.Error as exc:
             raise UsageFault(f"the query cannot be run: {exc}", parameter="QUERY") from None
 
+    def cached(self, name: str, build: Callable[[], object]):
+        """A per-service object built once (e.g. the describer's text embeddings)."""
+        with self._vector_lock:
+            if name not in self._cache:
+                self._cache[name] = build()
+            return self._cache[name]
+
+    def engine(self):
+        """The search engine with its model (loaded on first use).
+
+        Raises
+        ------
+        TransientFault
+            If this service was opened without a model.
+        """
+        if self._engine is None:
+            raise TransientFault("similarity to a text or an image needs the model, which "
+                                 "this service has not loaded")
+        return self._engine()
+
+    def encode_image(self, image) -> np.ndarray:
+        """The unit vector of a PIL image, in the index's embedding space."""
+        return np.asarray(self.engine().model.encode_images([image])[0], dtype=np.float32)
+
     def warm(self) -> None:
         """Load the model now (it otherwise loads on the first text similarity)."""
-        if self._encode is not None:
+        if self._engine is not None:
             self._vector("text", "a galaxy")
+
+    def observation(self, obs_id: str) -> dict | None:
+        """Every catalog column of ``obs_id`` (None when unknown)."""
+        db, _ = self._catalog.connection()
+        cursor = db.execute("SELECT * FROM observations WHERE obs_id = ?", (obs_id,))
+        row = cursor.fetchone()
+        return None if row is None else dict(zip([d[0] for d in cursor.description], row))
+
+    def proposal(self, proposal_id: str) -> tuple[dict, list[dict]] | None:
+        """A proposal's title, PI, cycle, abstract and summary, and its observations."""
+        db, _ = self._catalog.connection()
+        cursor = db.execute("SELECT * FROM observations WHERE proposal_id = ? "
+                            "ORDER BY obs_id LIMIT 1000", (proposal_id,))
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row)) for row in cursor]
+        return (rows[0], rows) if rows else None
+
+    def archive_source(self) -> str | None:
+        """Where the indexed archive came from (its archive.json ``source``), if known."""
+        import json
+
+        path = Path(self.index.manifest.archive.get("path") or ".") / "archive.json"
+        try:
+            return json.loads(path.read_text()).get("source")
+        except (OSError, ValueError):
+            return None
 
     def preview_file(self, obs_id: str) -> Path:
         """The preview image of ``obs_id`` in the indexed archive.
