@@ -81,12 +81,13 @@ def other_model_path(tmp_path_factory) -> Path:
     return path
 
 
-def run_cli(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess:
+def run_cli(*args: str, home: Path, check: bool = True,
+            timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``vo-clip ARGS`` as a user would: a separate process, a private home."""
     env = {**os.environ, "VO_CLIP_HOME": str(home)}
     env.pop("VO_CLIP_CONFIG", None)
     result = subprocess.run([sys.executable, "-m", "vo_clip", *args], capture_output=True,
-                            text=True, env=env, timeout=300)
+                            text=True, env=env, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"vo-clip {' '.join(args)} failed:\n{result.stderr}")
     return result
@@ -158,5 +159,7 @@ def demo_first_run(tmp_path_factory):
     Session-scoped: the demo build takes minutes, and every slow test reads the same one.
     """
     home = tmp_path_factory.mktemp("new-user")
-    result = run_cli("query", FIRST_QUERY, "--top", "10", "--format", "csv", home=home)
+    # Generating 3,000 previews and embedding them takes 3-5 minutes on 2 busy cores.
+    result = run_cli("query", FIRST_QUERY, "--top", "10", "--format", "csv", home=home,
+                     timeout=1200)
     return home, result

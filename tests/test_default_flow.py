@@ -22,7 +22,8 @@ from vo_clip.ml.checkpoint import read_card
 from vo_clip.ml.demo_model import DEMO_CHECKPOINT
 from vo_clip.ml.evaluate import evaluate, read_truth
 
-pytestmark = pytest.mark.slow
+#: Slow: the first test here may build the demo archive (the session fixture).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 #: Plain-language queries written for this test, none of whose content words occur in
 #: any caption of the demo archive (checked below), with the kind that should answer.

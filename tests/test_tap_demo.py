@@ -20,7 +20,8 @@ from vo_clip.ml.evaluate import read_truth
 from vo_clip.search.engine import Query
 from vo_clip.workspace import open_engine
 
-pytestmark = pytest.mark.slow
+#: Slow: the first test here may build the demo archive (the session fixture).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 RANKED = ("SELECT TOP 10 obs_id, vo_clip_similarity('{}') AS similarity "
           "FROM ivoa.ObsCore ORDER BY similarity DESC")
