@@ -192,3 +192,26 @@ def test_datalinklint_and_votlint_report_no_errors(server):
         bad = [line for line in report.splitlines()
                if line.startswith(("E-", "W-", "ERROR", "WARNING"))]
         assert bad == [], (check, report)
+
+
+def test_a_preview_missing_on_disk_is_a_404_and_an_error_row(tmp_path, tiny_model_path):
+    from conftest import write_tiny_archive
+
+    from vo_clip.ml.model import load_model
+    from vo_clip.search.index import EmbeddingIndex, build_index
+    from vo_clip.vo.datalink import LinkResolver
+    from vo_clip.vo.faults import NotFoundFault
+    from vo_clip.vo.tap import TapService
+
+    archive = write_tiny_archive(tmp_path / "archive", n=4)
+    build_index(archive, load_model(str(tiny_model_path)), tmp_path / "index", progress=False)
+    (archive.root / "previews" / "obs002.png").unlink()
+    service = TapService(EmbeddingIndex.open(tmp_path / "index"))
+    with pytest.raises(NotFoundFault, match="no preview for observation 'obs002'"):
+        service.preview_file("obs002")
+    resolver = LinkResolver(service.observation, service.preview_file,
+                            authority="example.org", base_url="http://localhost")
+    rows = resolver.links(["ivo://example.org/vo_clip?obs002"])
+    (preview,) = [r for r in rows if r.semantics == "#preview"]
+    assert preview.error_message.startswith("NotFoundFault: no preview")
+    assert preview.access_url is None
