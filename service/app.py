@@ -84,8 +84,13 @@ def _job_manager(app: Flask, config: Config) -> JobManager:
 
     def run_query(parameters: dict[str, str], deadline: float, cancelled) -> JobOutput:
         base = config.base_url or app.extensions.get("vo_clip.request_base", "")
-        result = tap_service().execute(parameters, base_url=base.rstrip("/"),
-                                       deadline=deadline, cancelled=cancelled)
+        try:
+            result = tap_service().execute(parameters, base_url=base.rstrip("/"),
+                                           deadline=deadline, cancelled=cancelled)
+        except DALIFault:
+            raise
+        except VoClipError as error:  # a library error about the request: the job's fault
+            raise UsageFault(error.message, error.hint) from None
         return JobOutput(b"".join(result.render()), result.format.mime)
 
     return JobManager(config.home / "jobs" / config.index_dir.name, run_query)

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from vo_clip.vo.datalink import (DATALINK_CONTENT_TYPE, DATALINK_STANDARD_ID, LINK_FIELDS,
-                                 MAX_IDS, LinkResolver, links_document_descriptors,
-                                 similar_adql)
+from vo_clip.vo.datalink import (
+    DATALINK_CONTENT_TYPE,
+    DATALINK_STANDARD_ID,
+    LINK_FIELDS,
+    MAX_IDS,
+    LinkResolver,
+    links_document_descriptors,
+    similar_adql,
+)
 from vo_clip.vo.faults import NotFoundFault, UsageFault
 from vo_clip.vo.votable import Field, write_votable
 
