@@ -24,7 +24,7 @@ from vo_clip.vo.image_query import MAX_IMAGE_BYTES
 from vo_clip.vo.uws import JobManager, JobOutput
 from vo_clip.vo.votable import error_votable
 
-from . import datalink, observations, tap, uws
+from . import datalink, observations, tap, uws, web
 from .metrics import StageLatencies
 
 __all__ = ["create_app"]
@@ -43,7 +43,7 @@ def create_app(config: Config | None = None, test_config: dict | None = None) ->
     config = config or Config.load()
     if test_config:
         config = config.updated(test_config, origin="test_config")
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # assets belong to the web blueprint
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_REQUEST_BYTES  # the translator says what is too long
     app.extensions["vo_clip.config"] = config
@@ -54,6 +54,7 @@ def create_app(config: Config | None = None, test_config: dict | None = None) ->
     app.register_blueprint(uws.bp, url_prefix="/tap/async")
     app.register_blueprint(datalink.bp, url_prefix="/datalink")
     app.register_blueprint(observations.bp)
+    app.register_blueprint(web.bp)  # the search page at "/", its assets at /assets/
     _register_basics(app, config)
     _register_error_handlers(app)
     return app
@@ -115,7 +116,7 @@ def _register_basics(app: Flask, config: Config) -> None:
     @app.before_request
     def remember_host():
         # Async jobs run outside any request; they name URLs after the last host seen.
-        app.extensions["vo_clip.request_base"] = request.host_url.rstrip("/")
+        app.extensions["vo_clip.request_base"] = request.url_root.rstrip("/")
 
     @app.after_request
     def software_header(response):

@@ -14,7 +14,7 @@ __all__ = ["base_url", "tap_url"]
 def base_url() -> str:
     """The service root, without a trailing slash."""
     configured = current_app.extensions["vo_clip.config"].base_url
-    return (configured or request.host_url).rstrip("/")
+    return (configured or request.url_root).rstrip("/")  # url_root keeps a mount prefix
 
 
 def tap_url() -> str:
