@@ -46,6 +46,8 @@ DATALINK_CONTENT_TYPE = "application/x-votable+xml;content=datalink"
 MAX_IDS = 200
 
 _ID_FIELD = "dl_id"
+#: What the similar and describe services answer (TOPCAT then offers "Load Table").
+_VOTABLE = "application/x-votable+xml"
 
 #: The {links} table columns (DataLink 1.1 §3.2), ID first: pyvo groups rows by it.
 LINK_FIELDS = (
@@ -151,9 +153,11 @@ class LinkResolver:
         return [self._product(did, row), *self._preview(did, obs_id),
                 *self._documentation(did, row),
                 Link(did, "#proc", service_def="similar", local_semantics="similar",
+                     content_type=_VOTABLE,
                      description="The observations whose previews are most similar to "
                                  "this one (CLIP image embeddings)"),
                 Link(did, "#proc", service_def="describe", local_semantics="describe",
+                     content_type=_VOTABLE,
                      description="The astrophysical object classes and science use cases "
                                  "whose descriptions best match this preview")]
 
