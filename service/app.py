@@ -24,7 +24,7 @@ from vo_clip.vo.image_query import MAX_IMAGE_BYTES
 from vo_clip.vo.uws import JobManager, JobOutput
 from vo_clip.vo.votable import error_votable
 
-from . import datalink, observations, tap, uws, web
+from . import datalink, oai, observations, tap, uws, web
 from .metrics import StageLatencies
 
 __all__ = ["create_app"]
@@ -54,6 +54,7 @@ def create_app(config: Config | None = None, test_config: dict | None = None) ->
     app.register_blueprint(uws.bp, url_prefix="/tap/async")
     app.register_blueprint(datalink.bp, url_prefix="/datalink")
     app.register_blueprint(observations.bp)
+    app.register_blueprint(oai.bp)  # OAI-PMH publishing registry at /oai
     app.register_blueprint(web.bp)  # the search page at "/", its assets at /assets/
     _register_basics(app, config)
     _register_error_handlers(app)

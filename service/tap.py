@@ -11,11 +11,12 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, abort, current_app, render_template_string
 
-from vo_clip.vo.adql import GEOMETRY_FUNCTIONS, UDFS
+from vo_clip.vo.adql import UDFS
 from vo_clip.vo.examples import examples as example_queries
 from vo_clip.vo.examples import examples_xhtml
 from vo_clip.vo.faults import DALIFault, NotFoundFault, UsageFault
-from vo_clip.vo.vosi import availability_xml, capabilities_xml, table_xml, tableset_xml
+from vo_clip.vo.registry import tap_capabilities_xml
+from vo_clip.vo.vosi import availability_xml, table_xml, tableset_xml
 
 from .params import request_params
 from .urls import base_url, tap_url
@@ -57,9 +58,8 @@ def sync():
 
 @bp.get("/capabilities")
 def capabilities():
-    service = tap_service()
-    document = capabilities_xml(base_url(), udfs=UDFS, geometry=GEOMETRY_FUNCTIONS,
-                                limits=service.limits, examples_url=tap_url() + "/examples")
+    # One definition, shared with the Registry record of the TAP service.
+    document = tap_capabilities_xml(base_url(), limits=tap_service().limits)
     return Response(document, mimetype=XML)
 
 

@@ -73,7 +73,8 @@ def test_the_similar_and_describe_descriptors_can_be_followed(server):
 
 
 def _table(document: bytes):
-    return parse(io.BytesIO(document), verify="exception").get_first_table().to_table(use_names_over_ids=True)
+    table = parse(io.BytesIO(document), verify="exception").get_first_table()
+    return table.to_table(use_names_over_ids=True)
 
 
 def test_the_fits_product_has_a_wcs_centred_on_the_observation(server, service):
@@ -101,7 +102,7 @@ def test_several_ids_keep_their_order_and_bad_ones_get_error_rows(server):
         ("ID", "ivo://elsewhere.org/x?obs001"), ("ID", "not an id"), ("ID", DID)])
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/x-votable+xml;content=datalink"
-    table = parse(io.BytesIO(response.content), verify="exception").get_first_table().to_table(use_names_over_ids=True)
+    table = _table(response.content)
     ids = [str(i) for i in table["ID"]]
     order = list(dict.fromkeys(ids))
     assert order == ["ivo://example.org/vo_clip?obs002", "ivo://example.org/vo_clip?nope",
@@ -141,12 +142,12 @@ def test_query_by_image_ranks_the_uploaded_preview_first(server, tiny_archive):
     response = requests.post(server + "/search/image", timeout=60,
                              files={"IMAGE": ("query.png", png, "image/png")},
                              data={"TOP": "5"})
-    table = parse(io.BytesIO(response.content), verify="exception").get_first_table().to_table(use_names_over_ids=True)
+    table = _table(response.content)
     assert response.status_code == 200 and str(table["obs_id"][0]) == "obs011"
     assert table["similarity"][0] == pytest.approx(1.0, abs=1e-4)
     filtered = requests.post(server + "/search/image", timeout=60, data={
         "TOP": "50", "INSTRUMENT": "WFC3"}, files={"IMAGE": ("q.png", png, "image/png")})
-    table = parse(io.BytesIO(filtered.content), verify="exception").get_first_table().to_table(use_names_over_ids=True)
+    table = _table(filtered.content)
     assert len(table) == 18 and all(str(n).startswith("WFC3") for n in table["instrument_name"])
 
 
@@ -156,7 +157,7 @@ def test_query_by_fits_image(server, tiny_archive):
     fits.PrimaryHDU(pixels[::-1].astype(np.uint8)).writeto(buffer)  # FITS row 1 is the bottom
     response = requests.post(server + "/search/image", timeout=60, data={"TOP": "3"},
                              files={"IMAGE": ("q.fits", buffer.getvalue(), "application/fits")})
-    table = parse(io.BytesIO(response.content), verify="exception").get_first_table().to_table(use_names_over_ids=True)
+    table = _table(response.content)
     assert str(table["obs_id"][0]) == "obs007"
 
 

@@ -337,6 +337,46 @@ def serve(config: Config, host, port, threads, base_url):
         click.echo("stopped")
 
 
+@cli.command()
+@click.option("--out", default="registry/records", show_default=True,
+              type=click.Path(file_okay=False), help="Directory to write the records to.")
+@click.option("--base-url", default=None,
+              help="Public URL of the service (default: the base_url setting, else "
+                   "http://127.0.0.1:8000, where 'vo-clip serve' listens).")
+@click.option("--validate/--no-validate", default=True, show_default=True,
+              help="Validate the records against the IVOA XSDs ($VO_CLIP_XSD_DIR, or "
+                   "Debian's python3-gavo) before writing them.")
+@click.pass_obj
+def registry(config: Config, out, base_url, validate):
+    """Write this deployment's VOResource records for the IVOA Registry.
+
+    One file each for the TAP service, the DataLink service, the naming authority, the
+    publishing organisation and the publishing registry itself, which 'vo-clip serve'
+    also publishes over OAI-PMH at BASE/oai for the Registry to harvest. The identity
+    (authority, titles, publisher, contact, subjects, coverage, record_created and
+    record_updated) comes from the settings: see registry/deployment.toml.
+    """
+    from datetime import datetime, timezone
+
+    from .vo.registry import deployment_records
+
+    records = deployment_records(_with(config, base_url=base_url))
+    report = _validate_records(records) if validate else "not validated (--no-validate)"
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for record in records:
+        path, document = folder / f"{record.name}.xml", record.to_xml()
+        previous = path.read_bytes() if path.is_file() else None
+        path.write_bytes(document)
+        click.echo(f"wrote {path}  {record.identifier}")
+        if previous not in (None, document) and \
+                f'updated="{record.datestamp}"'.encode() in previous:
+            now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            _notify(f"{path.name} changed but keeps updated={record.datestamp}: set "
+                    f"record_updated = {now!r} so that harvesters pick up the change")
+    click.echo(report)
+
+
 # -- helpers ---------------------------------------------------------------------------
 
 def _with(config: Config, **values) -> Config:
@@ -346,6 +386,22 @@ def _with(config: Config, **values) -> Config:
 
 def _notify(message: str) -> None:
     click.echo(f"vo-clip: {message}", err=True)
+
+
+def _validate_records(records) -> str:
+    """Validate every record against the IVOA XSDs; what was done, or why not."""
+    from .vo.xsd import IvoaSchemas
+
+    try:
+        schemas = IvoaSchemas()
+    except VoClipError as exc:
+        return f"not validated: {exc}"
+    for record in records:
+        errors = schemas.errors(record.to_xml())
+        if errors:
+            raise VoClipError(f"the {record.name} record does not validate: {errors[0]}",
+                              hint="check the identity settings it names")
+    return f"validated {len(records)} records against the IVOA schemas in {schemas.folder}"
 
 
 def _columns(option: str | None, available: list[str]) -> list[str]:

@@ -51,6 +51,36 @@ class Config:
         ``auto``, ``cpu`` or ``cuda``.
     base_url, authority, title : str
         Service identity used in every URL and ivo:// identifier the service writes.
+    short_name : str
+        The TAP service's short name in the Registry (VOResource 1.1: at most 16
+        characters).
+    description : str
+        What the service offers, for the Registry records' ``content/description``.
+    publisher, publisher_url : str
+        The organisation publishing the services (its record is ``ivo://{authority}/org``)
+        and its home page (default: the service root).
+    contact_name, contact_email : str
+        Who answers questions about the services (``curation/contact``).
+    reference_url : str, optional
+        The page documenting the services (default: ``{base_url}/tap``).
+    subjects : tuple of str
+        Unified Astronomy Thesaurus concepts (http://www.ivoa.net/rdf/uat), as their
+        labels, e.g. ``hubble-space-telescope``.
+    content_level : tuple of str
+        Audiences (http://www.ivoa.net/rdf/voresource/content_level): ``Research``...
+    waveband : tuple of str
+        Coverage: messengers (http://www.ivoa.net/rdf/messenger), e.g. ``Optical``.
+    coverage_spatial : str
+        Coverage: an ASCII MOC (VODataService 1.2), e.g. ``0/0-11`` for the whole sky;
+        empty to leave it out.
+    coverage_temporal : tuple of float
+        Coverage: first and last MJD of the observations; empty to leave it out.
+    record_created, record_updated : str
+        UTC timestamps (``YYYY-MM-DDThh:mm:ssZ``) of the Registry records: when they
+        were first published, and when their content last changed (default: created).
+        Bump ``record_updated`` whenever the records change, so harvesters notice.
+    oai_page_size : int
+        Records per OAI-PMH response page; longer lists continue with resumption tokens.
     """
 
     home: Path
@@ -61,6 +91,28 @@ class Config:
     base_url: str | None = None
     authority: str = "example.org"
     title: str = "vo_clip: Hubble observations searched in plain language"
+    short_name: str = "vo_clip TAP"
+    description: str = (
+        "Hubble Space Telescope observations (ObsCore 1.1) searched in plain language: "
+        "a CLIP image-text model fine-tuned on HST previews and proposal abstracts "
+        "(the PAPERCLIP method) ranks observations by how well their preview matches "
+        "a sentence, an image or another observation. ADQL queries call the similarity "
+        "functions vo_clip_similarity and vo_clip_similarity_to; every row links through "
+        "DataLink to its preview, a FITS product, its proposal and similar observations.")
+    publisher: str = "Example Observatory (vo_clip default deployment)"
+    publisher_url: str | None = None
+    contact_name: str = "vo_clip archive operator"
+    contact_email: str = "vo-clip@example.org"
+    reference_url: str | None = None
+    subjects: tuple[str, ...] = ("hubble-space-telescope", "direct-imaging",
+                                 "astronomy-databases", "virtual-observatories")
+    content_level: tuple[str, ...] = ("Research",)
+    waveband: tuple[str, ...] = ("UV", "Optical", "Infrared")
+    coverage_spatial: str = ""
+    coverage_temporal: tuple[float, ...] = ()
+    record_created: str = "2026-11-22T00:00:00Z"
+    record_updated: str | None = None
+    oai_page_size: int = 50
 
     @property
     def archive_dir(self) -> Path:
@@ -96,9 +148,33 @@ class Config:
         if unknown:
             raise VoClipError(f"unknown setting(s) {', '.join(unknown)} in {origin}",
                               hint=f"known settings: {', '.join(sorted(known))}")
-        paths = {"home", "archive", "index"}
-        return replace(self, **{k: (Path(str(v)).expanduser() if k in paths else v)
-                                for k, v in values.items()})
+        return replace(self, **{k: _coerce(k, v) for k, v in values.items()})
+
+
+#: Settings that hold a list: a TOML array, or a comma-separated string (environment).
+_LISTS = {"subjects": str, "content_level": str, "waveband": str, "coverage_temporal": float}
+_PATHS = {"home", "archive", "index"}
+
+
+def _coerce(name: str, value: object) -> object:
+    """``value`` as the type setting ``name`` holds (environment values are strings).
+
+    Raises
+    ------
+    VoClipError
+        If a number or a list of numbers cannot be read.
+    """
+    try:
+        if name in _PATHS:
+            return Path(str(value)).expanduser()
+        if name in _LISTS:
+            items = value.split(",") if isinstance(value, str) else value
+            return tuple(_LISTS[name](str(item).strip()) for item in items if str(item).strip())
+        if name == "oai_page_size":
+            return int(value)
+    except (TypeError, ValueError):
+        raise VoClipError(f"setting {name} cannot be {value!r}") from None
+    return value
 
 
 def _read_toml(path: Path) -> dict:

@@ -4,11 +4,11 @@ For each ID (a publisher DID, ``ivo://{authority}/vo_clip?{obs_id}``) the links
 document lists, consecutively and in input order: the science product (``#this``: the
 archive's own product URL, or a FITS image made from the preview with a celestial WCS),
 the preview (``#preview``), the proposal page with its abstract and PAPERCLIP
-summary (``#auxiliary``: STILTS 3.4.7 does not know ``#documentation``), and two service
-descriptors that a client calls with the ID: the most similar observations and PAPERCLIP's description retrieval (``#proc``,
-told apart by ``local_semantics``). An ID that is malformed or unknown gets one row
-with an ``error_message`` (``UsageFault: …``/``NotFoundFault: …``), never an HTTP
-error (DataLink 1.1 §3.2.4).
+summary (``#auxiliary``: STILTS 3.4.7 does not know ``#documentation``), and two
+service descriptors that a client calls with the ID: the most similar observations and
+PAPERCLIP's description retrieval (``#proc``, told apart by ``local_semantics``). An
+ID that is malformed or unknown gets one row with an ``error_message``
+(``UsageFault: …``/``NotFoundFault: …``), never an HTTP error (DataLink 1.1 §3.2.4).
 
 The service descriptors (DataLink 1.1 §4) are also what TAP results carry, so TOPCAT's
 and Aladin's DataLink activation works from any query that selects

@@ -1,10 +1,10 @@
 """Query by image: an uploaded PNG, JPEG or FITS image ranks the observations.
 
 The upload is decoded here (FITS images are stretched to 8 bits: percentile limits,
-then an asinh stretch; 8-bit FITS images are taken as they are), embedded by the model's image tower, and
-ranked with the same ADQL and executor as a text query: the query below names the
-upload as the text ``'uploaded image'`` and the executor is handed its vector, so
-filters, columns and limits behave exactly as in TAP.
+then an asinh stretch; 8-bit FITS images are taken as they are), embedded by the
+model's image tower, and ranked with the same ADQL and executor as a text query: the
+query below names the upload as the text ``'uploaded image'`` and the executor is
+handed its vector, so filters, columns and limits behave exactly as in TAP.
 """
 
 from __future__ import annotations
