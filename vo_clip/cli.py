@@ -329,6 +329,7 @@ def serve(config: Config, host, port, threads, base_url):
                           hint="choose another --port, or stop the program using it")
     root = (config.base_url or f"http://{host}:{port}").rstrip("/")
     click.echo(f"vo_clip {__version__} serving {config.index_dir}\n"
+               f"  search page: {root}/\n"
                f"  TAP: {root}/tap   (TOPCAT: File > Load Table > TAP; pyvo.dal.TAPService)\n"
                f"  Ctrl+C to stop")
     try:
