@@ -56,16 +56,29 @@ def archive_pairs(archive, captions: str = "summary") -> Pairs:
     if missing:
         raise ArchiveError(f"archive {archive.name} lacks {', '.join(missing)}, needed to "
                            f"train on {captions} captions")
+    sources = [_texts(table[name]) for name in needed]
+    keep = np.array([all(values) for values in zip(*sources)], dtype=bool)
+    if not keep.any():
+        raise ArchiveError(f"archive {archive.name} has no {captions} captions to train on",
+                           hint="run 'vo-clip summarize' first" if captions == "summary"
+                           else None)
     summaries = None
     if captions == "summary":
-        summaries = [(str(o), str(u)) for o, u in
-                     zip(table["summary_objects"], table["summary_use_cases"])]
+        summaries = list(zip(*sources))
         texts = [summary_caption(o, u) for o, u in summaries]
     else:
-        texts = [str(a) for a in table["proposal_abstract"]]
-    return Pairs(np.arange(len(table)), archive.obs_ids,
-                 [archive.preview_path(i) for i in range(len(table))], texts,
-                 np.array([str(p) for p in table["proposal_id"]]), summaries)
+        texts = list(sources[0])
+    pairs = Pairs(np.arange(len(table)), archive.obs_ids,
+                  [archive.preview_path(i) for i in range(len(table))], texts,
+                  np.array([str(p) for p in table["proposal_id"]]), summaries)
+    # Rows without a caption (a summary that failed, an empty abstract) cannot be paired.
+    return pairs if keep.all() else pairs.subset(keep)
+
+
+def _texts(column) -> list[str]:
+    """The column's values as text; '' where masked (NULL)."""
+    mask = np.ma.getmaskarray(column)
+    return ["" if masked else str(value).strip() for value, masked in zip(column, mask)]
 
 
 def summary_caption(objects: str, use_cases: str) -> str:
