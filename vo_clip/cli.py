@@ -306,7 +306,7 @@ def info(config: Config, as_json):
                    "request was sent to); also $VO_CLIP_BASE_URL.")
 @click.pass_obj
 def serve(config: Config, host, port, threads, base_url):
-    """Serve TAP, VOSI and async jobs over HTTP (a production WSGI server, waitress).
+    """Serve the search page, TAP (sync, async, VOSI), DataLink and /oai (waitress).
 
     Point TOPCAT's TAP window or pyvo.dal.TAPService at http://HOST:PORT/tap.
     """
@@ -376,6 +376,111 @@ def registry(config: Config, out, base_url, validate):
             _notify(f"{path.name} changed but keeps updated={record.datestamp}: set "
                     f"record_updated = {now!r} so that harvesters pick up the change")
     click.echo(report)
+
+
+@cli.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Archive directory to create, or to resume into.")
+@click.option("--abstracts", default=None,
+              help="STScI Proposal Abstracts Catalog (abstracts.cat): a file or an http(s) URL "
+                   "(default: the STScI URL).")
+@click.option("--cycles", help="Cycle range, e.g. 20-25 or 22.")
+@click.option("--proposals", help="Proposal IDs, comma-separated, e.g. 12345,13000.")
+@click.option("--per-proposal", default=20, show_default=True, type=click.IntRange(1),
+              help="At most this many previews per proposal (seeded sample).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--grayscale-only", is_flag=True, help="Leave out colour previews.")
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(1),
+              help="Parallel downloads.")
+@click.option("--mast-url", default=None, help="MAST server (default: https://mast.stsci.edu).")
+@click.pass_obj
+def ingest(config: Config, out, abstracts, cycles, proposals, per_proposal, seed,
+           grayscale_only, workers, mast_url):
+    """Build an archive from MAST: public HST previews with their proposals' abstracts.
+
+    Selects proposals of the abstracts catalog by --cycles and/or --proposals (both:
+    a proposal must match both), keeps each one's "total" PREVIEW images (at most
+    --per-proposal, sampled with --seed), centred and resized to 512 px, with MAST's
+    metadata as ObsCore columns. Re-running the same command resumes: finished
+    proposals and downloaded previews are not fetched again.
+    """
+    from .archive import mast
+
+    options = mast.IngestOptions(
+        out=Path(out).expanduser(), abstracts=abstracts or mast.ABSTRACTS_URL,
+        cycles=mast.parse_cycles(cycles) if cycles else None,
+        proposals=[p for p in proposals.split(",") if p.strip()] if proposals else None,
+        per_proposal=per_proposal, seed=seed, grayscale_only=grayscale_only,
+        workers=workers, mast_url=mast_url or mast.MAST_URL)
+    summary = mast.ingest(options)
+    for line in summary.lines():
+        click.echo(line)
+    click.echo(f"archive: {options.out}")
+
+
+@cli.command()
+@click.option("--archive", type=click.Path(file_okay=False),
+              help="Archive directory (default: the demo archive).")
+@click.option("--backend", "backend_kind", type=click.Choice(["openai", "transformers"]),
+              default="openai", show_default=True,
+              help="An OpenAI-compatible HTTP endpoint, or a local transformers model.")
+@click.option("--llm-url", envvar="VO_CLIP_LLM_URL",
+              help="API root of the endpoint, e.g. http://127.0.0.1:8000/v1 (vLLM, "
+                   "llama.cpp's server); also $VO_CLIP_LLM_URL. Key: $VO_CLIP_LLM_API_KEY "
+                   "or $OPENAI_API_KEY.")
+@click.option("--llm-model", envvar="VO_CLIP_LLM_MODEL",
+              help="Model name the endpoint serves; also $VO_CLIP_LLM_MODEL.")
+@click.option("--model-path", help="With --backend transformers: a causal LM directory "
+                                   "(or hub name).")
+@click.option("--retries", default=3, show_default=True, type=click.IntRange(1),
+              help="Requests per abstract before it is recorded as a failure.")
+@click.option("--limit", type=click.IntRange(1), help="Only the first N proposals.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False),
+              help="Where valid summaries are cached (default: HOME/summaries).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def summarize(config: Config, archive, backend_kind, llm_url, llm_model, model_path, retries,
+              limit, cache_dir, as_json):
+    """Write PAPERCLIP's guided summaries of the proposal abstracts into an archive.
+
+    For each proposal, a language model lists its objects and phenomena and its
+    science use cases (1-5 each, schema-validated) into summary_objects and
+    summary_use_cases. Invalid answers are retried, then listed in
+    ARCHIVE/summaries-failures.json; valid ones are cached by abstract, so a re-run
+    resumes where the last one stopped.
+
+    \b
+    Examples:
+      vo-clip summarize --archive ARCHIVE --llm-url http://127.0.0.1:8000/v1 \\
+          --llm-model Qwen/Qwen2.5-7B-Instruct
+      vo-clip summarize --archive ARCHIVE --backend transformers --model-path ./my-llm
+    """
+    from .archive.summarize import (
+        OpenAICompatibleBackend,
+        TransformersBackend,
+        summarize_archive,
+    )
+
+    config = _with(config, archive=archive)
+    if backend_kind == "openai":
+        if not llm_url or not llm_model:
+            raise click.UsageError("--backend openai needs --llm-url and --llm-model")
+        backend = OpenAICompatibleBackend(llm_url, llm_model)
+    else:
+        if not model_path:
+            raise click.UsageError("--backend transformers needs --model-path")
+        backend = TransformersBackend(model_path, device=config.device)
+    try:
+        report = summarize_archive(config.archive_dir, backend, retries=retries,
+                                   cache_dir=cache_dir or config.home / "summaries",
+                                   progress=sys.stderr.isatty(), limit=limit)
+    finally:
+        backend.close()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    for line in report.lines():
+        click.echo(line)
 
 
 # -- helpers ---------------------------------------------------------------------------
