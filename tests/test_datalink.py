@@ -15,11 +15,8 @@ import requests
 from astropy.io import fits
 from astropy.io.votable import parse
 from astropy.wcs import WCS
-from conftest import live_server, requires_stilts
+from conftest import requires_stilts
 from PIL import Image
-
-from service import create_app
-from vo_clip.config import Config
 
 DID = "ivo://example.org/vo_clip?obs005"
 
@@ -29,11 +26,8 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 @pytest.fixture(scope="module")
-def server(tiny_index, tiny_model_path, tmp_path_factory):
-    home = tmp_path_factory.mktemp("datalink-home")
-    config = Config(home=home, index=tiny_index, model=str(tiny_model_path))
-    with live_server(create_app(config)) as url:
-        yield url
+def server(tiny_server):
+    return tiny_server
 
 
 @pytest.fixture(scope="module")

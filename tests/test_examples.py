@@ -18,10 +18,6 @@ from pathlib import Path
 import pytest
 import requests
 from astropy.io.votable import parse_single_table
-from conftest import live_server
-
-from service import create_app
-from vo_clip.config import Config
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: The scripts that talk to the TAP service (search_from_python.py opens the index itself).
@@ -30,11 +26,8 @@ TAP_SCRIPTS = ["text_search.py", "similar_to.py", "cone_and_text.py", "async_job
 
 
 @pytest.fixture(scope="module")
-def server(tiny_index, tiny_model_path, tmp_path_factory):
-    home = tmp_path_factory.mktemp("examples-home")
-    config = Config(home=home, index=tiny_index, model=str(tiny_model_path))
-    with live_server(create_app(config)) as url:
-        yield url
+def server(tiny_server):
+    return tiny_server
 
 
 @pytest.fixture(scope="module")

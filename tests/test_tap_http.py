@@ -15,10 +15,7 @@ import pytest
 import pyvo
 import requests
 from astropy.io.votable import parse
-from conftest import live_server, requires_stilts, taplint
-
-from service import create_app
-from vo_clip.config import Config
+from conftest import requires_stilts, taplint
 
 # pyvo 1.9's AsyncTAPJob leaves a streamed HTTP response open (a client-side socket),
 # which Python reports when it is garbage-collected; that is the client's leak, not ours.
@@ -30,11 +27,8 @@ SIMILAR = ("SELECT TOP 5 obs_id, instrument_name, vo_clip_similarity('a bright c
 
 
 @pytest.fixture(scope="module")
-def server(tiny_index, tiny_model_path, tmp_path_factory):
-    home = tmp_path_factory.mktemp("tap-home")
-    config = Config(home=home, index=tiny_index, model=str(tiny_model_path))
-    with live_server(create_app(config)) as url:
-        yield url
+def server(tiny_server):
+    return tiny_server
 
 
 @pytest.fixture(scope="module")
