@@ -193,7 +193,8 @@ def demo(config: Config, out, observations, proposals, seed, preview_size, conta
 @click.option("--captions", type=click.Choice(["summary", "abstract"]), default="summary",
               show_default=True, help="Train on proposal summaries or raw abstracts.")
 @click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0.01, 0.9))
-@click.option("--unlock-text", is_flag=True, help="Train the text tower too (default: LiT, locked).")
+@click.option("--unlock-text", is_flag=True,
+              help="Train the text tower too (default: LiT, locked).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--half", is_flag=True, help="Store the checkpoint in float16.")
 @click.pass_obj
@@ -264,7 +265,8 @@ def _print_comparison(reports: dict) -> None:
     rows = [("pairs (proposals)", lambda r: f"{r['pairs']} ({r['proposals']})")]
     rows += [(f"retrieval top {k}%", lambda r, k=k: f"{r['retrieval_accuracy'][k]:.3f}")
              for k in reports[specs[0]]["retrieval_accuracy"]]
-    rows += [("shuffled captions, top 10%", lambda r: f"{r['shuffled_caption_accuracy']['10']:.3f}"),
+    rows += [("shuffled captions, top 10%",
+              lambda r: f"{r['shuffled_caption_accuracy']['10']:.3f}"),
              ("matched similarity (mean)", lambda r: f"{r['similarity']['matched']['mean']:.3f}"),
              ("shuffled similarity (mean)", lambda r: f"{r['similarity']['shuffled']['mean']:.3f}"),
              ("query precision@10", lambda r: str(r.get("mean_queries_precision_at_10", "-"))),

@@ -93,9 +93,11 @@ OBSCORE_COLUMNS: tuple[ColumnDef, ...] = (
     _oc("target_name", "char", None, "meta.id;src",
         "Target.name", "Name of the observed target"),
     _oc("s_ra", "double", "deg", "pos.eq.ra",
-        f"{_AX}.Coverage.Location.Coord.Position2D.Value2.C1", "Right ascension of the field centre (ICRS)"),
+        f"{_AX}.Coverage.Location.Coord.Position2D.Value2.C1",
+        "Right ascension of the field centre (ICRS)"),
     _oc("s_dec", "double", "deg", "pos.eq.dec",
-        f"{_AX}.Coverage.Location.Coord.Position2D.Value2.C2", "Declination of the field centre (ICRS)"),
+        f"{_AX}.Coverage.Location.Coord.Position2D.Value2.C2",
+        "Declination of the field centre (ICRS)"),
     _oc("s_fov", "double", "deg", "phys.angSize;instr.fov",
         f"{_AX}.Coverage.Bounds.Extent.diameter", "Diameter of the field of view"),
     _oc("s_region", "char", None, "pos.outline;obs.field",
@@ -144,7 +146,8 @@ def _hst(name, datatype, description, unit=None, ucd=None):
 
 HST_COLUMNS: tuple[ColumnDef, ...] = (
     _hst("proposal_id", "char", "HST proposal (programme) identifier", ucd="meta.id;obs.proposal"),
-    _hst("proposal_cycle", "short", "HST observing cycle of the proposal", ucd="meta.id;obs.proposal"),
+    _hst("proposal_cycle", "short", "HST observing cycle of the proposal",
+         ucd="meta.id;obs.proposal"),
     _hst("proposal_title", "char", "Title of the proposal", ucd="meta.title;obs.proposal"),
     _hst("proposal_pi", "char", "Principal investigator of the proposal", ucd="meta.id.PI"),
     _hst("proposal_abstract", "unicodeChar", "Abstract of the proposal", ucd="meta.abstract"),

@@ -283,7 +283,8 @@ def _load_model_dir(path: Path, spec: str, device: str) -> ClipModel:
     except (RuntimeError, ValueError, FileNotFoundError) as exc:
         raise CheckpointError(f"cannot load the open_clip model in {path}: {exc}") from exc
     card = ModelCard(name=path.name, architecture=config["model_cfg"],
-                     preprocess=_complete_preprocess(config.get("preprocess_cfg"), config["model_cfg"]),
+                     preprocess=_complete_preprocess(config.get("preprocess_cfg"),
+                                                     config["model_cfg"]),
                      base=f"open_clip:{spec}")
     return ClipModel(module, card, device=device,
                      tokenizer=open_clip.get_tokenizer(f"local-dir:{path}"))
@@ -355,7 +356,8 @@ def _download_location(tag_cfg: dict) -> str:
     if hub:
         # open_clip writes 'org/repo/' for the default file name and 'org/repo/file' otherwise
         repo, filename = os.path.split(hub)
-        return f"https://huggingface.co/{repo}/resolve/main/{filename or 'open_clip_pytorch_model.bin'}"
+        filename = filename or "open_clip_pytorch_model.bin"
+        return f"https://huggingface.co/{repo}/resolve/main/{filename}"
     return tag_cfg.get("url", "the weights file")
 
 
@@ -409,13 +411,15 @@ def _complete_preprocess(preprocess: dict | None, architecture: dict) -> dict:
     base = {"size": size, "mean": list(open_clip.OPENAI_DATASET_MEAN),
             "std": list(open_clip.OPENAI_DATASET_STD), "interpolation": "bicubic",
             "resize_mode": "shortest", "fill_color": 0, "mode": "RGB"}
-    base.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in (preprocess or {}).items()})
+    base.update({k: (list(v) if isinstance(v, tuple) else v)
+                 for k, v in (preprocess or {}).items()})
     return base
 
 
 def _preprocess_cfg(preprocess: dict) -> PreprocessCfg:
     known = PreprocessCfg.__dataclass_fields__
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in preprocess.items() if k in known}
+    values = {k: (tuple(v) if isinstance(v, list) else v)
+              for k, v in preprocess.items() if k in known}
     return PreprocessCfg(**values)
 
 
