@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pyvo
 import requests
+from _example import DEFAULT_URL, adql_string, one_line
 from astropy.table import Table
 
-DEFAULT_URL = "http://127.0.0.1:8000/tap"
 PREVIEW_TERMS = ("#preview-image", "#preview")  # the narrower DataLink term first
 #: How the links are listed (pyvo's batched DataLink calls do not keep the service's order).
 LINK_ORDER = ("#this", "#preview-image", "#preview", "#documentation", "#auxiliary", "#proc")
@@ -32,11 +32,6 @@ WIDE_COLUMNS = {"obs_publisher_did", "access_url", "preview_url", "s_region", "t
                 "proposal_title"}
 
 
-def adql_string(text: str) -> str:
-    """``text`` as an ADQL string literal (quotes doubled)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def build_query(text: str, rows: int) -> str:
     # access_url and access_format make each row a DataLink pointer pyvo can follow.
     return f"""
@@ -44,13 +39,6 @@ def build_query(text: str, rows: int) -> str:
                vo_clip_similarity({adql_string(text)}) AS similarity
         FROM ivoa.ObsCore
         ORDER BY similarity DESC"""
-
-
-def one_line(error: Exception, url: str) -> str:
-    """What went wrong, in one line; an unreachable service says how to start it."""
-    if isinstance(getattr(error, "cause", error), requests.ConnectionError):
-        return f"cannot reach the service at {url} (is `vo-clip serve` running?)"
-    return " ".join(str(error).split())
 
 
 def print_links(links) -> None:
@@ -122,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n ", download_preview(links, row["obs_id"], args.out))
             call_services(links)
     except (pyvo.dal.DALAccessError, requests.RequestException, OSError) as error:
-        print(f"datalink_followup: error: {one_line(error, url)}", file=sys.stderr)
+        print(f"datalink_followup: error: {one_line(error, url, 'service')}", file=sys.stderr)
         return 1
     return 0
 

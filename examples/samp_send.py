@@ -19,19 +19,14 @@ from urllib.parse import urlencode
 
 import pyvo
 import requests
+from _example import DEFAULT_URL, adql_string, one_line
 
 try:  # pyvo >= 1.9 carries SAMP; astropy.samp is deprecated since astropy 8.0
     from pyvo.samp import SAMPHubError, SAMPIntegratedClient, SAMPProxyError
 except ImportError:  # pragma: no cover - older pyvo
     from astropy.samp import SAMPHubError, SAMPIntegratedClient, SAMPProxyError
 
-DEFAULT_URL = "http://127.0.0.1:8000/tap"
 MTYPE = "table.load.votable"
-
-
-def adql_string(text: str) -> str:
-    """``text`` as an ADQL string literal (quotes doubled)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def build_query(text: str, top: int, instrument: str | None,
@@ -53,13 +48,6 @@ def sync_url(tap_url: str, query: str) -> str:
     """The TAP sync GET URL that returns the result as a VOTable."""
     return tap_url.rstrip("/") + "/sync?" + urlencode(
         {"REQUEST": "doQuery", "LANG": "ADQL", "RESPONSEFORMAT": "votable", "QUERY": query})
-
-
-def one_line(error: Exception, url: str) -> str:
-    """What went wrong, in one line; an unreachable service says how to start it."""
-    if isinstance(getattr(error, "cause", error), requests.ConnectionError):
-        return f"cannot reach the TAP service at {url} (is `vo-clip serve` running?)"
-    return " ".join(str(error).split())
 
 
 def send(table_url: str, name: str, to: str | None, timeout: int) -> list[str]:

@@ -15,13 +15,7 @@ import sys
 
 import pyvo
 import requests
-
-DEFAULT_URL = "http://127.0.0.1:8000/tap"
-
-
-def adql_string(text: str) -> str:
-    """``text`` as an ADQL string literal (quotes doubled)."""
-    return "'" + text.replace("'", "''") + "'"
+from _example import DEFAULT_URL, adql_string, one_line
 
 
 def build_query(obs_id: str, top: int) -> str:
@@ -31,13 +25,6 @@ def build_query(obs_id: str, top: int) -> str:
         FROM ivoa.ObsCore AS o JOIN hst.observations AS h ON h.obs_id = o.obs_id
         WHERE o.obs_id <> {adql_string(obs_id)}
         ORDER BY similarity DESC"""
-
-
-def one_line(error: Exception, url: str) -> str:
-    """What went wrong, in one line; an unreachable service says how to start it."""
-    if isinstance(getattr(error, "cause", error), requests.ConnectionError):
-        return f"cannot reach the TAP service at {url} (is `vo-clip serve` running?)"
-    return " ".join(str(error).split())
 
 
 def main(argv: list[str] | None = None) -> int:

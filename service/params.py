@@ -47,9 +47,6 @@ class Params:
         """Each parameter's last value, keyed by its upper-cased name (UWS parameters)."""
         return {key: values[-1] for key, values in self._values.items()}
 
-    def items(self):
-        return ((k, v) for k, values in self._values.items() for v in values)
-
 
 def request_params() -> Params:
     """The current request's query string and form, merged."""

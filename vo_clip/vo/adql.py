@@ -146,7 +146,7 @@ class OutputColumn:
     column: TapColumn | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Translation:
     """A checked query, as SQL the executor runs.
 
@@ -165,7 +165,7 @@ class Translation:
 
 # -- entry point ------------------------------------------------------------------------
 
-def translate(adql: str, *, authority: str = "example.org") -> Translation:
+def translate(adql: str) -> Translation:
     """Parse ``adql``, check it against the published tables and translate it.
 
     Raises
@@ -181,18 +181,18 @@ def translate(adql: str, *, authority: str = "example.org") -> Translation:
         raise UsageFault(f"the QUERY is {len(adql)} characters long; the limit is "
                          f"{MAX_QUERY_LENGTH}", parameter="QUERY")
     try:
-        return _translate(adql, authority)
+        return _translate_cached(adql)  # frozen: safe to share between queries
     except RecursionError:
         raise UsageFault("the QUERY is nested too deeply to be parsed",
                          "simplify the expression", parameter="QUERY") from None
 
 
 @lru_cache(maxsize=512)
-def _translate_cached(adql: str, authority: str) -> Translation:
+def _translate_cached(adql: str) -> Translation:
     tree = _parse(adql)
     _check_tables(tree)
     tree = _qualify(tree)
-    translator = _Translator(authority)
+    translator = _Translator()
     columns = translator.output_columns(tree)
     tree = translator.rewrite(tree)
     _check_nodes(tree)
@@ -203,11 +203,6 @@ def _translate_cached(adql: str, authority: str) -> Translation:
     return Translation(adql=adql, sql=sql, columns=columns, top=top,
                        similarities=translator.similarities, ranking=ranking,
                        restricted_sql=restricted)
-
-
-def _translate(adql: str, authority: str) -> Translation:
-    cached = _translate_cached(adql, authority)
-    return Translation(**{k: getattr(cached, k) for k in cached.__dataclass_fields__})
 
 
 # -- parsing ----------------------------------------------------------------------------
@@ -322,8 +317,7 @@ _SIMILARITY_ROW_COLUMNS = {"obs_publisher_did", "obs_id"}
 class _Translator:
     """Rewrites one qualified query; remembers the similarity calls it met."""
 
-    def __init__(self, authority: str):
-        self.authority = authority
+    def __init__(self):
         self.similarities: list[Similarity] = []
 
     # The result columns ------------------------------------------------------------

@@ -24,6 +24,7 @@ from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 from .faults import DALIFault, NotFoundFault, UsageFault
+from .ranked import adql_string, ranked_adql
 from .votable import Field
 
 __all__ = [
@@ -260,10 +261,6 @@ def links_document_descriptors(base_url: str) -> list[str]:
 
 def similar_adql(obs_id: str, top: int) -> str:
     """The ADQL of "more like this": the ``top`` nearest other observations."""
-    literal = obs_id.replace("'", "''")
-    return ("SELECT TOP {top} o.obs_id, o.obs_publisher_did, o.target_name, "
-            "o.instrument_name, o.t_min, o.s_ra, o.s_dec, o.s_region, o.access_url, "
-            "h.preview_url, h.proposal_id, h.proposal_title, "
-            "vo_clip_similarity_to(o.obs_publisher_did, '{obs}') AS similarity "
-            "FROM ivoa.ObsCore AS o JOIN hst.observations AS h USING (obs_id) "
-            "WHERE o.obs_id <> '{obs}' ORDER BY similarity DESC").format(top=top, obs=literal)
+    literal = adql_string(obs_id)
+    return ranked_adql(f"vo_clip_similarity_to(o.obs_publisher_did, {literal})", top,
+                       [f"o.obs_id <> {literal}"])

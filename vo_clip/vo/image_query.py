@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .faults import UsageFault
+from .ranked import adql_string, ranked_adql
 
 __all__ = ["MAX_IMAGE_BYTES", "MAX_PIXELS", "UPLOAD_KEY", "ImageQuery", "read_query_image"]
 
@@ -133,8 +134,8 @@ class ImageQuery:
         """The ranked query; ``key`` is the similarity argument standing for the image."""
         where = []
         if self.instrument:
-            where.append("o.instrument_name LIKE '{}%'".format(
-                self.instrument.replace("'", "''").replace("%", "")))
+            prefix = self.instrument.replace("%", "") + "%"
+            where.append(f"o.instrument_name LIKE {adql_string(prefix)}")
         if self.t_min is not None:
             where.append(f"o.t_min >= {self.t_min!r}")
         if self.t_max is not None:
@@ -143,15 +144,8 @@ class ImageQuery:
             ra, dec, radius = self.cone
             where.append("1 = CONTAINS(POINT('ICRS', o.s_ra, o.s_dec), "
                          f"CIRCLE('ICRS', {ra!r}, {dec!r}, {radius!r}))")
-        text = key.replace("'", "''")
-        return ("SELECT TOP {top} o.obs_id, o.obs_publisher_did, o.target_name, "
-                "o.instrument_name, o.t_min, o.s_ra, o.s_dec, o.s_region, o.access_url, "
-                "h.preview_url, h.proposal_id, h.proposal_title, "
-                "vo_clip_similarity(o.obs_publisher_did, '{text}') AS similarity "
-                "FROM ivoa.ObsCore AS o JOIN hst.observations AS h USING (obs_id)"
-                "{where} ORDER BY similarity DESC").format(
-                    top=self.top, text=text,
-                    where=(" WHERE " + " AND ".join(where)) if where else "")
+        similarity = f"vo_clip_similarity(o.obs_publisher_did, {adql_string(key)})"
+        return ranked_adql(similarity, self.top, where)
 
 
 def _number(params, name: str, default):

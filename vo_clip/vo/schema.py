@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..archive.columns import HST_COLUMNS, OBSCORE_COLUMNS, ColumnDef
+from .datalink import DATALINK_CONTENT_TYPE
 
 __all__ = [
-    "DATALINK_FORMAT",
     "TAP_SCHEMA_TABLES",
     "ForeignKey",
     "TapColumn",
@@ -26,8 +26,6 @@ __all__ = [
     "published_tables",
 ]
 
-#: ObsCore access_format of a DataLink document; pyvo compares it byte for byte.
-DATALINK_FORMAT = "application/x-votable+xml;content=datalink"
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,7 @@ _OBSCORE_INDEXED = {"obs_id", "s_dec", "t_min", "instrument_name"}
 _DERIVED_SQL = {
     "obs_publisher_did": "vo_clip_did(obs_id)",
     "access_url": "vo_clip_datalink_url(obs_id)",
-    "access_format": f"'{DATALINK_FORMAT}'",
+    "access_format": f"'{DATALINK_CONTENT_TYPE}'",  # pyvo compares it byte for byte
 }
 
 

@@ -43,7 +43,7 @@ from .formats import OutputFormat, output_format
 from .schema import TapTable, published_tables
 from .tap_schema import build_tap_schema
 from .vosi import TapLimits
-from .votable import Field, error_votable, write_delimited, write_votable
+from .votable import Field, write_delimited, write_votable
 
 __all__ = ["LANGUAGES", "QueryResult", "TapService"]
 
@@ -260,7 +260,7 @@ class TapService:
         query = params.get("QUERY")
         if query is None:
             raise UsageFault("the QUERY parameter is missing", parameter="QUERY")
-        translation = translate(query, authority=self.authority)
+        translation = translate(query)
         limit_deadline = time.time() + self.limits.execution_default
         deadline = min(deadline or math.inf, limit_deadline)
         result = self._run(translation, maxrec, fmt, base_url=base_url, deadline=deadline,
@@ -495,8 +495,3 @@ def _field(column, rows: list[tuple], position: int) -> Field:
     if values and not all(str(v).isascii() for v in values):
         return Field(name=column.name, datatype="unicodeChar", arraysize="*")
     return Field(name=column.name, datatype="char", arraysize="*")
-
-
-def error_document(fault: Exception) -> bytes:
-    """The DALI error VOTable for ``fault`` (QUERY_STATUS=ERROR with its message)."""
-    return error_votable(str(fault))
