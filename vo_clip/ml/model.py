@@ -37,18 +37,21 @@ from typing import Iterable, Sequence
 import numpy as np
 import open_clip
 import torch
+import torch.nn.functional as F
 from open_clip.model import CLIP, CustomTextCLIP, set_model_preprocess_cfg
 from open_clip.transform import PreprocessCfg, image_transform_v2
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import CheckpointError, ModelUnavailableError, QueryError
 from .card import ModelCard
 from .checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from .convert import hf_clip_to_open_clip, is_hf_clip_dir, read_hf_clip_dir
+from .pixels import Preprocess, decoded_batches, embedding_settings, read_image
 
 __all__ = [
     "ClipModel",
+    "context_length",
     "create_model",
     "has_frozen_text_trunk",
     "load_image",
@@ -57,6 +60,7 @@ __all__ = [
     "resolve_device",
     "text_projection",
     "text_trunk_features",
+    "token_counter",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,6 +78,7 @@ class ClipModel:
         self.card = card
         self._tokenizer = tokenizer or _tokenizer_for(card.architecture)
         self._transform = image_transform_v2(_preprocess_cfg(card.preprocess), is_train=False)
+        self._preprocess = Preprocess(self._transform)
         self._fingerprint = card.fingerprint or None
         self.spec: str | None = None  # how load_model was asked for it; an index records it
 
@@ -112,29 +117,42 @@ class ClipModel:
         return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
 
     @torch.inference_mode()
-    def encode_images(self, images: Iterable, *, batch_size: int = 32,
-                      progress: str | None = None, total: int | None = None) -> np.ndarray:
-        """Unit vectors for ``images`` (PIL images or paths), one row each.
+    def encode_images(self, images: Iterable, *, batch_size: int | None = None,
+                      workers: int | None = None, progress: str | None = None,
+                      total: int | None = None) -> np.ndarray:
+        """Unit vectors for ``images`` (PIL images or paths, any iterable), one row each.
 
-        ``progress`` names a progress bar; it is shown only when given.
+        Rows are in input order. ``workers`` threads decode ahead of the model (0: in
+        this thread); ``batch_size`` and ``workers`` default by device (see
+        :func:`~vo_clip.ml.pixels.embedding_settings`). On a GPU the forward pass runs
+        under bf16/fp16 autocast; on the CPU it is float32, and the vectors are
+        bit-identical to applying the open_clip transform image by image (how indexes
+        were built before). ``progress`` names a progress bar; it is shown only when given.
+
+        Raises
+        ------
+        QueryError
+            If an image cannot be read (the message names the file).
         """
-        out, batch = [], []
-        bar = tqdm(total=total, desc=progress, unit="img", disable=progress is None)
-        for image in images:
-            batch.append(self._transform(load_image(image)))
-            if len(batch) == batch_size:
-                out.append(self._encode_batch(batch))
-                bar.update(len(batch))
-                batch = []
-        if batch:
-            out.append(self._encode_batch(batch))
-            bar.update(len(batch))
-        bar.close()
+        batch_size, workers = embedding_settings(self.device, batch_size, workers)
+        out, previous = [], None
+        with tqdm(total=total, desc=progress, unit="img", disable=progress is None) as bar:
+            for decoded in decoded_batches(images, self._preprocess.decode, batch_size, workers):
+                pixels = self._preprocess.batch(decoded, self.device)
+                current = _fetch_later(self._encode_batch(pixels))
+                if previous is not None:
+                    out.append(previous())  # the batch before: its forward pass is done
+                previous = current
+                bar.update(len(decoded))
+            if previous is not None:
+                out.append(previous())
         return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
 
-    def _encode_batch(self, tensors: list[torch.Tensor]) -> np.ndarray:
-        pixels = torch.stack(tensors).to(self.device)
-        return self._to_numpy(self.module.encode_image(pixels, normalize=True))
+    def _encode_batch(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Unit float32 features of model inputs already on the device."""
+        with _autocast(self.device):
+            features = self.module.encode_image(pixels)
+        return F.normalize(features.float(), dim=-1)  # in float32 whatever autocast used
 
     @staticmethod
     def _to_numpy(features: torch.Tensor) -> np.ndarray:
@@ -165,13 +183,37 @@ def load_image(source) -> Image.Image:
     QueryError
         If the file is missing or not an image PIL can read.
     """
-    if isinstance(source, Image.Image):
-        return source.convert("RGB")
-    try:
-        with Image.open(source) as image:
-            return image.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise QueryError(f"cannot read image {source}: {exc}") from exc
+    return read_image(source)
+
+
+def _autocast(device: str):
+    """bf16 autocast on a GPU that has it, else fp16; nothing on the CPU (exact float32)."""
+    if torch.device(device).type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def _fetch_later(features: torch.Tensor):
+    """A callable returning ``features`` as a float32 numpy array.
+
+    From a GPU the copy to pinned host memory starts now without blocking and is waited
+    for only when called, so the next batch's upload and forward pass queue up first and
+    the GPU does not idle while the host prepares it.
+    """
+    if not features.is_cuda:
+        array = features.numpy()
+        return lambda: array
+    host = torch.empty(features.shape, dtype=torch.float32, pin_memory=True)
+    host.copy_(features, non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record()
+
+    def result() -> np.ndarray:
+        copied.synchronize()
+        return host.numpy()
+
+    return result
 
 
 # -- construction ----------------------------------------------------------------------
@@ -480,3 +522,25 @@ def lock_text_trunk(model: ClipModel) -> None:
     for name, parameter in model.module.named_parameters():
         if name.startswith(locked):
             parameter.requires_grad_(False)
+
+
+def token_counter(model: ClipModel):
+    """``word -> number of tokens`` for the model's tokenizer, without start/end tokens.
+
+    Both open_clip's BPE and WordPiece tokenize whitespace-separated words independently,
+    so a text's token count is the sum over its words: word sub-sampling can fill the
+    context exactly without tokenizing every candidate subset.
+    """
+    tokenizer = model._tokenizer
+    if isinstance(tokenizer, open_clip.tokenizer.HFTokenizer):
+        def count(word: str) -> int:
+            return len(tokenizer.tokenizer.encode(word, add_special_tokens=False))
+    else:
+        def count(word: str) -> int:
+            return len(tokenizer.encode(word))
+    return count
+
+
+def context_length(model: ClipModel) -> int:
+    """Tokens a caption may use, start and end tokens included."""
+    return int(model.card.architecture.get("text_cfg", {}).get("context_length", 77))

@@ -123,12 +123,15 @@ class IndexBuild:
 
 
 def build_index(archive, model, out: str | os.PathLike, *, rebuild: bool = False,
-                batch_size: int = 32, progress: bool = True) -> IndexBuild:
+                batch_size: int | None = None, workers: int | None = None,
+                progress: bool = True) -> IndexBuild:
     """Embed every preview of ``archive`` with ``model`` into the index directory ``out``.
 
     An existing index built with the same model is reused: observations whose preview
     bytes are unchanged keep their vectors, so re-running after the archive grows embeds
-    only the new previews.
+    only the new previews. ``batch_size`` and ``workers`` (decoding threads) go to
+    :meth:`~vo_clip.ml.model.ClipModel.encode_images`; by default they suit the model's
+    device (large batches on a GPU) and its cores (a thread per core, at most 8).
 
     Raises
     ------
@@ -151,8 +154,8 @@ def build_index(archive, model, out: str | os.PathLike, *, rebuild: bool = False
             todo.append(row)
     if todo:
         matrix[todo] = model.encode_images(
-            (archive.preview_path(r) for r in todo), batch_size=batch_size, total=len(todo),
-            progress="embedding previews" if progress else None)
+            (archive.preview_path(r) for r in todo), batch_size=batch_size, workers=workers,
+            total=len(todo), progress="embedding previews" if progress else None)
     matrix.flush()
     del matrix
     Catalog.build(work / CATALOG, archive.table)
