@@ -65,9 +65,11 @@ def test_text_tower_is_verified_byte_for_byte(tmp_path):
 
 def test_training_is_reproducible_and_learns(small_demo):
     from vo_clip.ml.demo_model import create_demo_model
-    from vo_clip.ml.train import TrainSettings, train
+    from dataclasses import replace
 
-    settings = TrainSettings(epochs=2, batch_size=16, warmup_steps=2, seed=1)
+    from vo_clip.ml.train import DEMO_RECIPE, train
+
+    settings = replace(DEMO_RECIPE, epochs=2, batch_size=16, warmup_steps=2, seed=1)
     runs = []
     for _ in range(2):
         model = create_demo_model(seed=1)
@@ -77,17 +79,20 @@ def test_training_is_reproducible_and_learns(small_demo):
     assert result.history == again.history
     for name, tensor in first.items():
         np.testing.assert_array_equal(tensor.numpy(), second[name].numpy(), err_msg=name)
-    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] * 1.05
+    assert [h["step"] for h in result.history] == [0, result.steps // 2, result.steps]
+    assert result.history[-1]["train_loss"] < result.history[1]["train_loss"] * 1.05
     assert result.val_pairs > 0 and result.train_pairs > result.val_pairs
 
 
 def test_train_and_eval_commands(small_demo, tmp_path):
     out = tmp_path / "model.safetensors"
-    trained = run_cli("train", "--archive", str(small_demo.root), "--out", str(out),
-                      "--epochs", "1", "--batch-size", "16", home=tmp_path)
-    assert "best epoch 1" in trained.stdout
+    trained = run_cli("train", "--recipe", "demo", "--archive", str(small_demo.root),
+                      "--out", str(out), "--epochs", "1", "--batch-size", "16", home=tmp_path)
+    assert "(epoch 1)" in trained.stdout
     card = read_card(out)
     assert card.training_data["settings"]["epochs"] == 1
+    assert card.training_data["settings"]["lock_text"] is True  # the demo recipe: LiT
+    assert card.base == "demo:untrained"
     assert card.training_data["archive_fingerprint"] == small_demo.fingerprint
     report = tmp_path / "report.json"
     compared = run_cli("eval", "--archive", str(small_demo.root), "--model", str(out),
@@ -98,6 +103,12 @@ def test_train_and_eval_commands(small_demo, tmp_path):
     held_out = set(card.training_data["validation_proposals"])
     assert reports[str(out)]["proposals"] == len(held_out)
     assert set(reports[str(out)]["queries"]) >= {"globular cluster", "comets", "SN 1987A"}
+
+
+def test_the_paperclip_recipe_names_weights_that_must_be_downloaded(small_demo, tmp_path):
+    result = run_cli("train", "--archive", str(small_demo.root), "--out",
+                     str(tmp_path / "model.safetensors"), home=tmp_path, check=False)
+    assert_one_line_error(result, "ViT-B-16:openai")
 
 
 def test_eval_of_a_missing_model_fails_in_one_line(small_demo, tmp_path):

@@ -75,13 +75,20 @@ def cli(ctx, config_file, home, device):
               help="Index directory (default: HOME/indexes/<archive name>).")
 @click.option("--rebuild", is_flag=True,
               help="Re-embed everything, replacing an index made with another model.")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", type=click.IntRange(1),
+              help="Previews per forward pass (default: 256 on a GPU, 32 on the CPU, where "
+                   "32 keeps vectors identical to earlier indexes).")
+@click.option("--workers", type=click.IntRange(0),
+              help="Threads decoding and resizing previews ahead of the model (default: one "
+                   "per CPU core, at most 8; 0 decodes in the main thread).")
 @click.pass_obj
-def index(config: Config, archive, model, out, rebuild, batch_size):
+def index(config: Config, archive, model, out, rebuild, batch_size, workers):
     """Embed every preview of an archive into an index directory.
 
     Re-running after the archive changed embeds only new or changed previews; an
-    index built with another model is refused unless --rebuild is given.
+    index built with another model is refused unless --rebuild is given. Previews are
+    decoded in parallel and embedded in batches, on the GPU when there is one (see
+    --device).
     """
     from .ml.model import load_model
     from .search.index import build_index
@@ -91,7 +98,7 @@ def index(config: Config, archive, model, out, rebuild, batch_size):
     the_archive = ensure_demo_archive(config, notify=_notify)
     the_model = load_model(model_spec(config), device=config.device)
     built = build_index(the_archive, the_model, config.index_dir, rebuild=rebuild,
-                        batch_size=batch_size)
+                        batch_size=batch_size, workers=workers)
     click.echo(f"indexed {len(built.index)} observations of {the_archive.name} with "
                f"{the_model.card.name} into {built.index.root} "
                f"({built.embedded} embedded, {built.reused} reused)")
@@ -180,53 +187,113 @@ def demo(config: Config, out, observations, proposals, seed, preview_size, conta
 
 
 @cli.command()
-@click.option("--archive", type=click.Path(file_okay=False), help="Archive to train on.")
-@click.option("--model", "base", default="demo:untrained", show_default=True,
-              help="Model spec to start from (e.g. ViT-B-16:openai).")
+@click.option("--archive", type=click.Path(file_okay=False),
+              help="Archive to train on (default: the demo archive).")
+@click.option("--recipe", type=click.Choice(["paperclip", "demo"]), default="paperclip",
+              show_default=True,
+              help="Defaults for every setting below: the paper's fine-tuning of ViT-B-16 "
+                   "(lr 1e-5, batch 32, 2,000 warm-up steps), or the demo model's LiT recipe.")
+@click.option("--model", "base",
+              help="Model spec to start from (default: the recipe's, ViT-B-16:openai or "
+                   "demo:untrained).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="Checkpoint to write (.safetensors).")
-@click.option("--epochs", default=12, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2))
-@click.option("--lr", default=5e-4, show_default=True, type=float)
-@click.option("--weight-decay", default=1e-3, show_default=True, type=float)
-@click.option("--warmup-steps", default=50, show_default=True, type=click.IntRange(0))
-@click.option("--captions", type=click.Choice(["summary", "abstract"]), default="summary",
-              show_default=True, help="Train on proposal summaries or raw abstracts.")
-@click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0.01, 0.9))
-@click.option("--unlock-text", is_flag=True,
-              help="Train the text tower too (default: LiT, locked).")
-@click.option("--seed", default=0, show_default=True, type=int)
+              help="Checkpoint to write (.safetensors), with the best weights by validation.")
+@click.option("--run-dir", type=click.Path(file_okay=False),
+              help="Resumable state and metrics.jsonl (default: OUT with the suffix .run).")
+@click.option("--resume", is_flag=True,
+              help="Continue the interrupted run in the run directory (same options).")
+@click.option("--restart", is_flag=True, help="Discard an earlier run in the run directory.")
+@click.option("--epochs", type=click.IntRange(1))
+@click.option("--max-steps", type=click.IntRange(0),
+              help="Stop after this many optimiser steps instead (0: use --epochs).")
+@click.option("--batch-size", type=click.IntRange(2),
+              help="Contrastive batch: the pairs each pair is contrasted with.")
+@click.option("--accumulation", type=click.IntRange(1),
+              help="Compute each batch in this many parts (less memory, same gradients).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True))
+@click.option("--weight-decay", type=click.FloatRange(min=0))
+@click.option("--warmup-steps", type=click.IntRange(0))
+@click.option("--loss", type=click.Choice(["softmax", "sigmoid"]),
+              help="softmax: CLIP's InfoNCE; sigmoid: SigLIP's pairwise loss.")
+@click.option("--captions", type=click.Choice(["summary", "abstract"]),
+              help="Train on LLM summaries or raw abstracts (word-subsampled to the context).")
+@click.option("--caption-variants", type=click.IntRange(0),
+              help="Re-phrasings drawn per summary (text augmentation).")
+@click.option("--val-fraction", type=click.FloatRange(0.01, 0.9),
+              help="Share of proposals held out for validation.")
+@click.option("--freeze", multiple=True, type=click.Choice(["image", "text"]),
+              help="Keep this tower as the base model has it (repeatable).")
+@click.option("--head-only", is_flag=True, default=None,
+              help="Train only the projection heads and the temperature.")
+@click.option("--lock-text/--unlock-text", default=None,
+              help="LiT: freeze the text trunk, train its projection.")
+@click.option("--rotations/--no-rotations", default=None, help="Random 90° rotations.")
+@click.option("--crop-scale", type=click.FloatRange(0.1, 1.0),
+              help="Random crops keep at least this fraction of the side.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+              help="auto: bf16 (or fp16) mixed precision on CUDA, fp32 on CPU.")
+@click.option("--eval-every", type=click.IntRange(0),
+              help="Also validate (and save the run's state) every N steps.")
+@click.option("--seed", type=int)
 @click.option("--half", is_flag=True, help="Store the checkpoint in float16.")
 @click.pass_obj
-def train(config: Config, archive, base, out, epochs, batch_size, lr, weight_decay,
-          warmup_steps, captions, val_fraction, unlock_text, seed, half):
-    """Fine-tune a model contrastively (InfoNCE) on an archive's image-caption pairs.
+def train(config: Config, archive, recipe, base, out, run_dir, resume, restart, half,
+          **overrides):
+    """Fine-tune a model contrastively on an archive's image-caption pairs (PAPERCLIP).
 
     Pairs are (preview, its proposal's summary or abstract); validation holds out
-    whole proposals; the best epoch by validation retrieval is kept and saved with a
-    model card recording the settings, the held-out proposals and the training log.
+    whole proposals. The run validates every epoch, keeps the best weights by top-10 %
+    retrieval, and saves its state in the run directory: stop it with Ctrl-C (or
+    SIGTERM) and run the same command with --resume to continue the same curve.
     """
     from dataclasses import replace
 
     from .ml.model import load_model
-    from .ml.train import TrainSettings
+    from .ml.train import RECIPE_BASES, RECIPES, TrainingInterrupted
     from .ml.train import train as run_training
+    from .ml.training_run import TrainingRun
     from .workspace import ensure_demo_archive
 
+    if resume and restart:
+        raise click.UsageError("--resume and --restart exclude each other")
+    settings = _train_settings(RECIPES[recipe], overrides)
+    run_dir = Path(run_dir) if run_dir else Path(out).with_suffix(".run")
+    if TrainingRun(run_dir).has_state() and not (resume or restart):
+        raise VoClipError(f"{run_dir} holds an earlier run for {out}",
+                          hint="add --resume to continue it, or --restart to start over")
     config = _with(config, archive=archive)
     the_archive = ensure_demo_archive(config, notify=_notify)
+    base = base or RECIPE_BASES[recipe]
     model = load_model(base, device=config.device)
-    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr,
-                             weight_decay=weight_decay, warmup_steps=warmup_steps,
-                             captions=captions, val_fraction=val_fraction,
-                             lock_text=not unlock_text, seed=seed)
-    result = run_training(model, the_archive, settings)
-    model.card = replace(model.card, base=base, name=f"{model.card.name} fine-tuned on "
-                         f"{the_archive.name}".replace(" (untrained image tower)", ""),
+    try:
+        result = run_training(model, the_archive, settings, run_dir=run_dir, resume=resume)
+    except TrainingInterrupted as exc:
+        click.echo(f"vo-clip: {exc.message}", err=True)
+        click.echo("vo-clip: hint: run the same command with --resume to continue", err=True)
+        click.get_current_context().exit(130)
+    name = f"{model.card.name} fine-tuned on {the_archive.name}"
+    model.card = replace(model.card, base=base,
+                         name=name.replace(" (untrained image tower)", ""),
                          training_data=result.as_training_data(the_archive, settings))
     model.save(out, half=half)
-    click.echo(f"saved {out}: best epoch {result.best_epoch}, validation top-10% retrieval "
-               f"{result.best_val_top10:.3f}")
+    from .ml.plots import write_training_curve
+
+    curve = write_training_curve(TrainingRun(run_dir).read_log(), run_dir / "training_curve.png",
+                                 best_step=result.best_step)
+    best = result.history[[h["step"] for h in result.history].index(result.best_step)]
+    click.echo(f"saved {out}: best at step {result.best_step} of {result.steps} (epoch "
+               f"{result.best_epoch}), validation top-10% retrieval {best['val_top10']:.3f}, "
+               f"loss {best['val_loss']:.3f}")
+    click.echo(f"run log: {run_dir / 'metrics.jsonl'}; curve: {curve}")
+
+
+def _train_settings(recipe, overrides: dict):
+    """The recipe with the options the user gave (``None`` and empty mean 'not given')."""
+    from dataclasses import replace
+
+    given = {k: (tuple(v) if isinstance(v, tuple) else v) for k, v in overrides.items()
+             if v is not None and v != ()}
+    return replace(recipe, **given)
 
 
 @cli.command(name="eval")
@@ -234,30 +301,93 @@ def train(config: Config, archive, base, out, epochs, batch_size, lr, weight_dec
 @click.option("--model", "models", multiple=True,
               help="Model spec; repeat to compare models side by side (default: demo).")
 @click.option("--split", type=click.Choice(["validation", "all"]), default="validation",
-              show_default=True, help="Held-out proposals of the model card, or everything.")
+              show_default=True, help="Held-out proposals (the model card's, else those of "
+                                      "another compared model, else a seeded 20 %), or "
+                                      "everything.")
 @click.option("--captions", type=click.Choice(["summary", "abstract"]), default="summary",
               show_default=True)
-@click.option("--report", type=click.Path(dir_okay=False), help="Write the full JSON report.")
+@click.option("--report", type=click.Path(dir_okay=False),
+              help="Write the JSON report only, without figures (see --out).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Write report.json and the PNG figures into this directory.")
+@click.option("--queries", "queries_file", type=click.Path(dir_okay=False),
+              help="Text file of queries, one a line, for top-k retrieval "
+                   "(default: PAPERCLIP's ten evaluation queries).")
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 50),
+              help="Previews listed (and drawn) per query.")
 @click.pass_obj
-def evaluate(config: Config, archive, models, split, captions, report):
-    """PAPERCLIP's metrics: retrieval accuracy vs k %, similarity distributions,
-    shuffled-caption baseline, and (on the demo archive) query precision."""
+def evaluate(config: Config, archive, models, split, captions, report, out_dir, queries_file,
+             top_k):
+    """PAPERCLIP's evaluation: retrieval accuracy vs k %, similarity distributions,
+    the shuffled-caption baseline, top-k retrieval for a query list and, on the demo
+    archive, query precision.
+
+    \b
+    Models are compared on the same previews: one whose card records no held-out
+    proposals (a base model) is evaluated on those of the first model that does.
+    --out DIR writes report.json, retrieval_accuracy.png, similarity_distributions.png
+    and top_k_retrieval.png.
+    """
     from .archive.demo.evaluation import PAPERCLIP_QUERIES, PARAPHRASE_QUERIES
+
+    # Read the query file before importing torch: a wrong path fails in a moment.
+    retrieval_queries = _retrieval_queries(queries_file, PAPERCLIP_QUERIES, PARAPHRASE_QUERIES)
     from .ml.evaluate import evaluate as run_evaluation
     from .ml.model import load_model
     from .workspace import ensure_demo_archive
 
     config = _with(config, archive=archive)
     the_archive = ensure_demo_archive(config, notify=_notify)
+    loaded = {spec: load_model(spec, device=config.device) for spec in models or ("demo",)}
+    shared_split = next((m.card.training_data["validation_proposals"] for m in loaded.values()
+                         if m.card.training_data.get("validation_proposals")), None)
     reports = {}
-    for spec in models or ("demo",):
-        model = load_model(spec, device=config.device)
-        reports[spec] = run_evaluation(model, the_archive, split=split, captions=captions,
-                                       queries=PAPERCLIP_QUERIES,
-                                       paraphrases=PARAPHRASE_QUERIES, progress=True)
+    for spec in list(loaded):
+        model = loaded.pop(spec)  # one model in memory at a time once evaluated
+        own_split = model.card.training_data.get("validation_proposals")
+        reports[spec] = run_evaluation(
+            model, the_archive, split=split, captions=captions, queries=PAPERCLIP_QUERIES,
+            paraphrases=PARAPHRASE_QUERIES, retrieval_queries=retrieval_queries, top_k=top_k,
+            validation_proposals=None if own_split else shared_split, progress=True)
     if report:
-        Path(report).write_text(json.dumps(reports, indent=2) + "\n")
+        _write_text(Path(report), json.dumps(reports, indent=2) + "\n")
     _print_comparison(reports)
+    if out_dir:
+        from .ml.plots import write_plots
+
+        out = Path(out_dir).expanduser()
+        written = [_write_text(out / "report.json", json.dumps(reports, indent=2) + "\n")]
+        try:
+            written += write_plots(reports, the_archive, out)
+        except OSError as exc:
+            raise VoClipError(f"cannot write the figures into {out}: "
+                              f"{exc.strerror or exc}") from None
+        for path in written:
+            click.echo(f"wrote {path}")
+
+
+def _retrieval_queries(queries_file, paperclip: dict, paraphrases: dict) -> dict:
+    """Query text → the demo kinds that answer it (None where unknown) for top-k retrieval.
+
+    A user's query that is one of the demo's evaluation queries keeps its kinds, so it
+    is still judged on the demo archive; on other archives kinds are ignored.
+    """
+    from .ml.evaluate import read_query_file
+
+    if not queries_file:
+        return dict(paperclip)
+    known = {**paraphrases, **paperclip}
+    return {text: known.get(text) for text in read_query_file(queries_file)}
+
+
+def _write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` (creating its directory), or fail in one line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise VoClipError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def _print_comparison(reports: dict) -> None:
@@ -271,11 +401,21 @@ def _print_comparison(reports: dict) -> None:
              ("shuffled similarity (mean)", lambda r: f"{r['similarity']['shuffled']['mean']:.3f}"),
              ("query precision@10", lambda r: str(r.get("mean_queries_precision_at_10", "-"))),
              ("paraphrase precision@10",
-              lambda r: str(r.get("mean_paraphrases_precision_at_10", "-")))]
+              lambda r: str(r.get("mean_paraphrases_precision_at_10", "-"))),
+             ("top-k hits answering their query", _top_k_precision)]
     width = max(len(name) for name, _ in rows) + 2
     click.echo(" " * width + "  ".join(f"{s[-24:]:>24}" for s in specs))
     for name, cell in rows:
         click.echo(f"{name:<{width}}" + "  ".join(f"{cell(reports[s]):>24}" for s in specs))
+
+
+def _top_k_precision(report: dict) -> str:
+    """Fraction of the top-k hits whose kind answers their query ('-' without truth)."""
+    entries = report.get("top_k_retrieval", {}).get("queries", [])
+    judged = [hit["answers"] for entry in entries for hit in entry["hits"] if "answers" in hit]
+    if not judged:
+        return "-"
+    return f"{sum(judged) / len(judged):.3f} (k={report['top_k_retrieval']['k']})"
 
 
 @cli.command()

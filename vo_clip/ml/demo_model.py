@@ -63,9 +63,9 @@ def retrain_demo_model(archive, out: str | Path = DEMO_CHECKPOINT, *, seed: int 
     from ..archive.demo.evaluation import PAPERCLIP_QUERIES, PARAPHRASE_QUERIES
     from .evaluate import evaluate
     from .model import load_model
-    from .train import TrainSettings, train
+    from .train import DEMO_RECIPE, train
 
-    settings = settings or TrainSettings(seed=seed)
+    settings = settings or replace(DEMO_RECIPE, seed=seed)
     baseline = create_demo_model(seed)
     model = create_demo_model(seed)
     result = train(model, archive, settings, progress=progress)

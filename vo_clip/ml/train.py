@@ -1,22 +1,31 @@
-"""Contrastive fine-tuning: the InfoNCE objective of CLIP and PAPERCLIP.
+"""Contrastive fine-tuning, the PAPERCLIP way, on any archive.
 
-Every observation is paired with its proposal's caption. A batch of ``B`` previews and
-their captions gives a ``B × B`` similarity matrix; the loss is the symmetric cross
-entropy that pulls each preview towards its caption and away from the others.
-Observations of one proposal share a caption, so the target of a row is spread over all
-the columns of its proposal instead of a single diagonal entry (a one-hot target would
-push identical captions apart).
+Every observation is paired with its proposal's caption (its summary or its abstract);
+validation holds out whole proposals. The loop optimises a contrastive loss (softmax
+InfoNCE or sigmoid, :mod:`.losses`) over batches from :mod:`.batches`, evaluates on the
+held-out proposals, and keeps the weights of the best evaluation by top-10 % retrieval,
+the paper's headline metric.
 
-With the text trunk locked (LiT, the demo model's recipe), its pooled features are
-computed once and only the projection is trained on top of them. Previews are decoded
-once into memory; augmentation (random 90° rotations, random crops) works on tensors.
+Two recipes are named: :data:`PAPERCLIP_RECIPE` (the paper's fine-tuning of CLIP
+ViT-B/16: AdamW, lr 1e-5, weight decay 1e-3, batch 32, 2,000 warm-up steps, then a
+cosine decay) and :data:`DEMO_RECIPE` (the shipped demo model: a small image tower
+trained from scratch against a locked text tower, LiT).
+
+Given a run directory (:class:`~.training_run.TrainingRun`) the loop saves its whole
+state at every evaluation and when interrupted (SIGINT or SIGTERM: the step in flight
+finishes first), and a resumed run continues the same curve: same batches, same
+augmentations, same losses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+import signal
+import threading
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -24,19 +33,20 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import VoClipError
-from .model import (
-    ClipModel,
-    has_frozen_text_trunk,
-    load_image,
-    lock_text_trunk,
-    text_projection,
-    text_trunk_features,
-)
-from .pairs import Pairs, archive_pairs, caption_variants, split_by_proposal
+from .batches import Batch, TrainingBatches, decode_previews
+from .checkpoint import fingerprint
+from .freezing import FREEZABLE, apply_freezing, frozen_towers
+from .losses import LOSSES, clamp_temperature, contrastive_loss
+from .model import ClipModel, text_projection
+from .pairs import CAPTION_SOURCES, Pairs, archive_pairs, split_by_proposal
+from .training_run import TrainingRun
 
-__all__ = ["TrainResult", "TrainSettings", "train"]
+__all__ = ["DEMO_RECIPE", "PAPERCLIP_RECIPE", "PRECISIONS", "RECIPES", "RECIPE_BASES",
+           "TrainResult", "TrainSettings", "TrainingInterrupted", "train"]
 
 log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 # Small gradients and optimiser moments become subnormal floats after a few epochs, and
 # CPUs compute those many times slower (steps went from 0.4 s to 2.3 s). Flushing them
@@ -47,209 +57,491 @@ _FLUSHED_AT_IMPORT = torch.set_flush_denormal(True)
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Hyper-parameters; the defaults are the demo model's recipe."""
+    """Hyper-parameters of a run; the defaults are PAPERCLIP's recipe.
 
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 5e-4
+    ``batch_size`` is the contrastive batch (the negatives each pair sees);
+    ``accumulation`` computes it in that many parts to fit memory, with the same loss
+    and gradients. ``max_steps`` (when not 0) replaces ``epochs`` as the length of the
+    run; ``eval_every`` (when not 0) evaluates every that many steps besides each epoch.
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-5
     weight_decay: float = 1e-3
-    warmup_steps: int = 50
-    val_fraction: float = 0.2
+    warmup_steps: int = 2000
+    loss: str = "softmax"
     captions: str = "summary"
-    caption_variants: int = 4
-    lock_text: bool = True
+    caption_variants: int = 0
+    val_fraction: float = 0.2
+    lock_text: bool = False
+    freeze: tuple[str, ...] = ()
+    head_only: bool = False
     rotations: bool = True
-    crop_scale: float = 0.85
+    crop_scale: float = 0.8
+    accumulation: int = 1
+    precision: str = "auto"
+    max_steps: int = 0
+    eval_every: int = 0
+    log_every: int = 10
     seed: int = 0
+
+
+#: The paper's fine-tuning of CLIP ViT-B/16 (OpenAI weights) on HST previews.
+PAPERCLIP_RECIPE = TrainSettings()
+
+#: The demo model: a small image tower from scratch, a locked MiniLM text tower (LiT),
+#: re-phrased summaries as text augmentation. ``vo-clip demo --retrain-model`` runs it.
+DEMO_RECIPE = TrainSettings(epochs=20, batch_size=64, lr=5e-4, warmup_steps=50,
+                            caption_variants=4, lock_text=True, crop_scale=0.85)
+
+RECIPES = {"paperclip": PAPERCLIP_RECIPE, "demo": DEMO_RECIPE}
+
+#: The model each recipe starts from.
+RECIPE_BASES = {"paperclip": "ViT-B-16:openai", "demo": "demo:untrained"}
+
+
+class TrainingInterrupted(VoClipError):
+    """The run was stopped by a signal; its state is saved where ``run`` says."""
+
+    def __init__(self, step: int, total: int, run: TrainingRun | None):
+        where = (f"its state is saved in {run.root}" if run else
+                 "nothing was saved (no run directory)")
+        super().__init__(f"training interrupted after step {step} of {total}; {where}")
+        self.step, self.total, self.run = step, total, run
 
 
 @dataclass
 class TrainResult:
-    """What a run produced: the per-epoch log and the best validation score."""
+    """What a run produced: the validation log and the best evaluation."""
 
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
+    best_step: int = 0
     best_val_top10: float = 0.0
     validation_proposals: list[str] = field(default_factory=list)
     train_pairs: int = 0
     val_pairs: int = 0
+    steps: int = 0
 
     def as_training_data(self, archive, settings: TrainSettings) -> dict:
         """The card's ``training_data``: enough to reproduce and to evaluate honestly."""
         return {"archive": archive.name, "archive_fingerprint": archive.fingerprint,
                 "train_pairs": self.train_pairs, "val_pairs": self.val_pairs,
                 "validation_proposals": self.validation_proposals,
-                "settings": asdict(settings), "best_epoch": self.best_epoch,
+                "settings": asdict(settings), "steps": self.steps,
+                "best_epoch": self.best_epoch, "best_step": self.best_step,
                 "history": self.history}
 
 
-def train(model: ClipModel, archive, settings: TrainSettings = TrainSettings(), *,
-          progress: bool = True) -> TrainResult:
-    """Fine-tune ``model`` in place on ``archive``; keep the best epoch by validation.
+def train(model: ClipModel, archive, settings: TrainSettings = PAPERCLIP_RECIPE, *,
+          run_dir=None, resume: bool = False, progress: bool = True,
+          on_step=None) -> TrainResult:
+    """Fine-tune ``model`` in place on ``archive``; end with the best weights by validation.
+
+    Parameters
+    ----------
+    run_dir : path, optional
+        Where the run keeps its resumable state and metrics log (see
+        :class:`~.training_run.TrainingRun`); without it nothing is written.
+    resume : bool
+        Continue the interrupted run in ``run_dir``; ``model`` must be the same base.
+    on_step : callable, optional
+        Called as ``on_step(step, loss)`` after every optimiser step.
 
     Raises
     ------
     VoClipError
-        If the archive has too few proposals to hold out a validation set.
+        On settings that cannot work (too few proposals to split, nothing to train,
+        fp16 without CUDA) or a resume whose settings or data differ.
+    TrainingInterrupted
+        When SIGINT or SIGTERM stopped the run (after saving it, given ``run_dir``).
     """
+    _check(settings)
+    identity = {"settings": asdict(settings), "archive": archive.fingerprint,
+                "base_model": fingerprint(model.module.state_dict())}
+    run = TrainingRun(run_dir) if run_dir is not None else None
+    if resume:
+        if run is None:
+            raise VoClipError("cannot resume without a run directory")
+        run.check_resumable(identity)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     torch.set_flush_denormal(True)  # for this thread too (see _FLUSHED_AT_IMPORT)
+    train_pairs, val_pairs = _split(archive, settings)
+    batches = TrainingBatches(model, train_pairs, settings, rng, progress=progress)
+    validation = _Validation(model, val_pairs, batches, settings)
+    if settings.loss == "sigmoid":
+        _ensure_logit_bias(model, batches)
+    loop = _Loop(model, batches, validation, settings, rng)
+    loop.result.validation_proposals = sorted(set(val_pairs.proposals.tolist()))
+    loop.result.train_pairs, loop.result.val_pairs = len(train_pairs), len(val_pairs)
+    if resume:
+        loop.restore(run)
+    else:
+        if run is not None:
+            run.start(identity)
+        loop.evaluate(run)  # step 0: the base model, the curve's start and first "best"
+    loop.run(run, progress=progress, on_step=on_step)
+    return loop.result
+
+
+def _check(settings: TrainSettings) -> None:
+    choices = {"loss": LOSSES, "captions": CAPTION_SOURCES, "precision": PRECISIONS}
+    for name, allowed in choices.items():
+        if getattr(settings, name) not in allowed:
+            raise VoClipError(f"unknown {name} {getattr(settings, name)!r}; choose one of "
+                              f"{', '.join(allowed)}")
+    unknown = sorted(set(settings.freeze) - set(FREEZABLE))
+    if unknown:
+        raise VoClipError(f"cannot freeze {', '.join(unknown)}; choose from "
+                          f"{', '.join(FREEZABLE)}")
+    if settings.accumulation > settings.batch_size // 2:
+        raise VoClipError(f"a batch of {settings.batch_size} cannot be computed in "
+                          f"{settings.accumulation} parts of at least 2 pairs")
+
+
+def _split(archive, settings: TrainSettings) -> tuple[Pairs, Pairs]:
     pairs = archive_pairs(archive, settings.captions)
     val_mask = split_by_proposal(pairs.proposals, settings.val_fraction, settings.seed)
     if val_mask.all() or not val_mask.any():
         raise VoClipError(f"archive {archive.name} has too few proposals to split "
                           f"{settings.val_fraction:.0%} of them off for validation")
-    train_pairs, val_pairs = pairs.subset(~val_mask), pairs.subset(val_mask)
-    batch = _Batcher(model, train_pairs, settings, rng, progress)
-    params = _trainable_parameters(model, settings)
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    steps = settings.epochs * math.ceil(len(train_pairs) / settings.batch_size)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: _warmup_cosine(s, settings.warmup_steps, steps))
-    result = TrainResult(validation_proposals=sorted(set(val_pairs.proposals.tolist())),
-                         train_pairs=len(train_pairs), val_pairs=len(val_pairs))
-    best_state = None
-    bar = tqdm(total=steps, desc="training", unit="step", disable=not progress)
-    for epoch in range(1, settings.epochs + 1):
-        model.module.train()
-        losses = []
-        for images, texts, targets in batch.epoch():
-            loss = _infonce(model, images, texts, targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            with torch.no_grad():  # CLIP clamps the temperature at 100
-                model.module.logit_scale.clamp_(0, math.log(100))
-            losses.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-20:]):.3f}")
-        score = _val_top10(model, val_pairs, batch)
-        result.history.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4),
-                               "val_top10": round(score, 4)})
-        log.info("epoch %d: loss %.3f, validation top-10%% %.3f", epoch, np.mean(losses), score)
-        if score >= result.best_val_top10:
-            result.best_val_top10, result.best_epoch = score, epoch
-            best_state = {k: v.detach().clone() for k, v in model.module.state_dict().items()}
-    bar.close()
-    model.module.load_state_dict(best_state)
-    model.module.eval()
-    return result
+    return pairs.subset(~val_mask), pairs.subset(val_mask)
 
 
-class _Batcher:
-    """Decoded previews and caption features of the training pairs, served in batches."""
+class _Loop:
+    """The optimisation loop and everything its future depends on (what a resume restores)."""
 
-    def __init__(self, model: ClipModel, pairs: Pairs, settings: TrainSettings, rng, progress):
-        self.model, self.pairs, self.settings, self.rng = model, pairs, settings, rng
-        self.size = model.card.image_size
-        self.mean = torch.tensor(model.card.preprocess["mean"]).view(1, 3, 1, 1)
-        self.std = torch.tensor(model.card.preprocess["std"]).view(1, 3, 1, 1)
-        self.pixels = _decode(pairs.paths, self.size, progress)
-        self.frozen = settings.lock_text and has_frozen_text_trunk(model)
-        self.texts, self.text_rows = self._caption_bank(rng)
-        if self.frozen:
-            self.features = text_trunk_features(model, self.texts)
+    def __init__(self, model: ClipModel, batches: TrainingBatches, validation,
+                 settings: TrainSettings, rng: np.random.Generator):
+        self.model, self.batches, self.validation = model, batches, validation
+        self.settings, self.rng = settings, rng
+        self.precision = _Precision.choose(settings.precision, model.device)
+        params = apply_freezing(model, freeze=settings.freeze, head_only=settings.head_only,
+                                lock_text=settings.lock_text)
+        self.frozen = frozen_towers(model)
+        self.optimizer = torch.optim.AdamW(params, lr=settings.lr,
+                                           weight_decay=settings.weight_decay)
+        self.total = settings.max_steps or settings.epochs * len(batches)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, partial(warmup_cosine, warmup=settings.warmup_steps,
+                                    total=self.total))
+        self.step, self.epoch, self.batch_number, self.order = 0, 1, 0, None
+        self.window: list[float] = []      # losses since the last log line
+        self.since_eval: list[float] = []  # losses since the last evaluation
+        self.best_weights = None
+        self.result = TrainResult()
 
-    def _caption_bank(self, rng) -> tuple[list[str], list[list[int]]]:
-        """Every caption variant once, and for each pair the rows of its variants."""
-        texts, rows, seen = [], [], {}
-        n = self.settings.caption_variants if self.pairs.summaries else 0
-        for i, caption in enumerate(self.pairs.captions):
-            key = (self.pairs.proposals[i], caption)
-            if key not in seen:
-                variants = [caption]
-                if n:
-                    variants += caption_variants(*self.pairs.summaries[i], rng, n)
-                seen[key] = list(range(len(texts), len(texts) + len(variants)))
-                texts += variants
-            rows.append(seen[key])
-        return texts, rows
+    def run(self, run: TrainingRun | None, *, progress: bool, on_step) -> None:
+        bar = tqdm(total=self.total, initial=self.step, desc="training", unit="step",
+                   disable=not progress)
+        with _deferred_interrupts() as interrupted:
+            while self.step < self.total:
+                loss = self._one_step()
+                bar.update(1)
+                bar.set_postfix(epoch=self.epoch, loss=f"{np.mean(self.since_eval[-20:]):.3f}")
+                if on_step is not None:
+                    on_step(self.step, loss)
+                self._log_window(run)
+                if self._evaluation_due():
+                    self.evaluate(run)
+                if self.batch_number == len(self.batches):
+                    self.epoch, self.batch_number, self.order = self.epoch + 1, 0, None
+                if interrupted.is_set():
+                    bar.close()
+                    if run is not None:
+                        run.save_state(self.state())
+                    raise TrainingInterrupted(self.step, self.total, run)
+        bar.close()
+        self.model.module.load_state_dict(self.best_weights)
+        self.model.module.eval()
+        self.model._fingerprint = None  # the weights changed: identify them afresh
+        self.result.steps = self.step
 
-    def epoch(self):
-        order = self.rng.permutation(len(self.pairs))
-        size = self.settings.batch_size
-        for start in range(0, len(order) - 1, size):
-            idx = order[start:start + size]
-            if len(idx) < 2:
-                continue
-            proposals = self.pairs.proposals[idx]
-            targets = torch.tensor(proposals[:, None] == proposals[None, :], dtype=torch.float32)
-            choice = [self.text_rows[i][self.rng.integers(len(self.text_rows[i]))] for i in idx]
-            yield self.images(idx, augment=True), self._texts(choice), targets
+    def _one_step(self) -> float:
+        if self.order is None:
+            self.order = self.batches.epoch_order()
+        batch = self.batches.batch(self.order, self.batch_number)
+        self.model.module.train()
+        for tower in self.frozen:
+            tower.eval()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = _backward(self.model, batch, self.precision, self.settings)
+        self.precision.step(self.optimizer)
+        self.schedule.step()
+        clamp_temperature(self.model.module)
+        self.step, self.batch_number = self.step + 1, self.batch_number + 1
+        self.window.append(loss)
+        self.since_eval.append(loss)
+        return loss
 
-    def images(self, idx, *, augment: bool) -> torch.Tensor:
-        x = self.pixels[idx].float().div_(255).unsqueeze(1)
-        if augment:
-            x = self._augment(x)
-        return ((x.expand(-1, 3, -1, -1) - self.mean) / self.std).to(self.model.device)
+    def _evaluation_due(self) -> bool:
+        every = self.settings.eval_every
+        return (self.batch_number == len(self.batches) or self.step == self.total
+                or bool(every and self.step % every == 0))
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        if self.settings.rotations:
-            x = torch.rot90(x, int(self.rng.integers(4)), dims=(2, 3))
-        side = int(round(self.size * self.rng.uniform(self.settings.crop_scale, 1.0)))
-        if side < self.size:
-            top, left = self.rng.integers(0, self.size - side + 1, size=2)
-            x = x[:, :, top:top + side, left:left + side]
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear",
-                              align_corners=False, antialias=True)
-        return x
+    def _log_window(self, run: TrainingRun | None) -> None:
+        if run is None or (self.step % self.settings.log_every and self.step != self.total):
+            return
+        run.log({"step": self.step, "epoch": self.epoch,
+                 "train_loss": round(float(np.mean(self.window)), 5),
+                 "lr": self.schedule.get_last_lr()[0],
+                 "temperature": round(self.model.module.logit_scale.detach().exp().item(), 4)})
+        self.window = []
 
-    def _texts(self, rows):
-        if self.frozen:
-            return self.features[rows].to(self.model.device)
-        return self.model.tokenize([self.texts[r] for r in rows]).to(self.model.device)
+    def evaluate(self, run: TrainingRun | None) -> None:
+        scores = self.validation()
+        train_loss = round(float(np.mean(self.since_eval)), 4) if self.since_eval else None
+        record = {"epoch": self.epoch if self.step else 0, "step": self.step,
+                  "train_loss": train_loss, **scores}
+        self.since_eval = []
+        self.result.history.append(record)
+        log.info("step %d (epoch %d): %s", self.step, self.epoch, record)
+        if self.best_weights is None or scores["val_top10"] >= self.result.best_val_top10:
+            self.result.best_val_top10 = scores["val_top10"]
+            self.result.best_epoch, self.result.best_step = self.epoch, self.step
+            self.best_weights = {k: v.detach().to("cpu", copy=True)
+                                 for k, v in self.model.module.state_dict().items()}
+            if run is not None:
+                run.save_best(self.best_weights)
+        if run is not None:
+            run.log({"step": self.step, "epoch": self.epoch, "validation": record})
+            run.save_state(self.state())
+
+    def state(self) -> dict:
+        """Everything the rest of the run depends on (weights of the best step apart)."""
+        result = self.result
+        return {
+            "step": self.step, "epoch": self.epoch, "batch_number": self.batch_number,
+            "order": None if self.order is None else torch.from_numpy(self.order),
+            "window": self.window, "since_eval": self.since_eval,
+            "model": self.model.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+            "scaler": self.precision.state_dict(),
+            "random": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state(),
+                       "cuda": (torch.cuda.get_rng_state_all()
+                                if torch.cuda.is_available() else [])},
+            "result": {"history": result.history, "best_epoch": result.best_epoch,
+                       "best_step": result.best_step, "best_val_top10": result.best_val_top10},
+        }
+
+    def restore(self, run: TrainingRun) -> None:
+        state = run.load_state(self.model.device)
+        self.model.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.precision.load_state_dict(state["scaler"])
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.batch_number = state["batch_number"]
+        self.order = None if state["order"] is None else state["order"].numpy()
+        self.window, self.since_eval = list(state["window"]), list(state["since_eval"])
+        self.rng.bit_generator.state = state["random"]["numpy"]
+        torch.set_rng_state(state["random"]["torch"])
+        if state["random"]["cuda"]:
+            torch.cuda.set_rng_state_all(state["random"]["cuda"])
+        for key, value in state["result"].items():
+            setattr(self.result, key, value)
+        if run.best.is_file():
+            self.best_weights = run.load_best()
+        run.truncate_log(self.step)
 
 
-def _decode(paths, size: int, progress: bool) -> torch.Tensor:
-    """Every preview as a grayscale ``size``-pixel uint8 tensor (previews are gray)."""
-    out = torch.empty((len(paths), size, size), dtype=torch.uint8)
-    for i, path in enumerate(tqdm(paths, desc="decoding previews", unit="img",
-                                  disable=not progress)):
-        image = load_image(path).convert("L").resize((size, size), resample=3)  # bicubic
-        out[i] = torch.from_numpy(np.array(image))
-    return out
+def _backward(model: ClipModel, batch: Batch, precision: "_Precision",
+              settings: TrainSettings) -> float:
+    """Back-propagate the batch's loss; return its value.
+
+    With ``accumulation`` > 1 the features of every part are first computed without
+    gradients; then each part is recomputed with gradients and put among the others'
+    features, so each backward pass adds that part's share of the full batch's gradient
+    (every pair still sees all the batch's negatives, unlike averaging small batches).
+    """
+    parts = _parts(len(batch), settings.accumulation)
+    if len(parts) == 1:
+        with precision.autocast():
+            loss = _loss(model, *_features(model, batch.images, batch.texts), batch.targets,
+                         settings)
+        precision.backward(loss)
+        return loss.item()
+    with torch.no_grad(), precision.autocast():
+        cached = [_features(model, batch.images[p], batch.texts[p]) for p in parts]
+    for j, part in enumerate(parts):
+        with precision.autocast():
+            fresh = _features(model, batch.images[part], batch.texts[part])
+            images = torch.cat([fresh[0] if i == j else c[0] for i, c in enumerate(cached)])
+            texts = torch.cat([fresh[1] if i == j else c[1] for i, c in enumerate(cached)])
+            loss = _loss(model, images, texts, batch.targets, settings)
+        precision.backward(loss)
+    # The temperature (and bias) enter every part's loss whole: count them once.
+    for name in ("logit_scale", "logit_bias"):
+        parameter = getattr(model.module, name, None)
+        if isinstance(parameter, torch.nn.Parameter) and parameter.grad is not None:
+            parameter.grad /= len(parts)
+    return loss.item()
 
 
-def _infonce(model: ClipModel, images, texts, targets) -> torch.Tensor:
+def _parts(n: int, count: int) -> list[slice]:
+    bounds = np.linspace(0, n, count + 1).round().astype(int)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _features(model: ClipModel, images: torch.Tensor, texts: torch.Tensor):
     image_features = model.module.encode_image(images, normalize=True)
     if texts.dtype.is_floating_point:  # cached trunk features of a locked text tower
         text_features = F.normalize(text_projection(model)(texts), dim=-1)
     else:
         text_features = model.module.encode_text(texts, normalize=True)
-    logits = model.module.logit_scale.exp() * image_features @ text_features.T
-    targets = targets.to(logits.device)
-    per_image = targets / targets.sum(1, keepdim=True)
-    per_text = targets.T / targets.T.sum(1, keepdim=True)
-    return (F.cross_entropy(logits, per_image) + F.cross_entropy(logits.T, per_text)) / 2
+    return image_features, text_features
+
+
+def _loss(model: ClipModel, image_features, text_features, targets,
+          settings: TrainSettings) -> torch.Tensor:
+    module = model.module
+    return contrastive_loss(settings.loss, image_features.float(), text_features.float(),
+                            targets, module.logit_scale, getattr(module, "logit_bias", None))
 
 
 @torch.inference_mode()
-def _val_top10(model: ClipModel, pairs: Pairs, batch: _Batcher) -> float:
-    """Fraction of validation captions whose own preview ranks in the top 10%."""
-    model.module.eval()
-    pixels = _decode(pairs.paths, batch.size, progress=False)
-    x = ((pixels.float().div(255).unsqueeze(1).expand(-1, 3, -1, -1) - batch.mean) / batch.std)
-    image_features = torch.cat([model.module.encode_image(x[i:i + 128].to(model.device),
-                                                          normalize=True).float().cpu()
-                                for i in range(0, len(x), 128)]).numpy()
-    text_features = model.encode_text(pairs.captions)
-    from .evaluate import retrieval_accuracy
+def _ensure_logit_bias(model: ClipModel, batches: TrainingBatches) -> None:
+    """Give a softmax-trained CLIP the bias the sigmoid loss needs.
 
-    return float(retrieval_accuracy(text_features, image_features, [10])[10])
-
-
-def _trainable_parameters(model: ClipModel, settings: TrainSettings):
-    if settings.lock_text:
-        lock_text_trunk(model)
-    params = [p for p in model.module.parameters() if p.requires_grad]
-    if not params:
-        raise VoClipError("nothing to train: every parameter is frozen")
-    return params
+    The bias starts at minus the mean logit of the first batch, so the sigmoid starts
+    near ½ for a typical pair instead of saturating; the value goes into the card's
+    architecture so the checkpoint loads with the parameter in place.
+    """
+    module = model.module
+    if getattr(module, "logit_bias", None) is not None:
+        return
+    first = batches.first_batch()
+    image_features, text_features = _features(model, first.images, first.texts)
+    bias = -float((module.logit_scale.exp() * image_features @ text_features.T).mean())
+    bias = round(bias, 4)
+    with torch.inference_mode(False):
+        module.logit_bias = torch.nn.Parameter(torch.tensor(bias, device=model.device))
+    model.card = replace(model.card, architecture={**model.card.architecture,
+                                                   "init_logit_bias": bias})
 
 
-def _warmup_cosine(step: int, warmup: int, total: int) -> float:
+class _Validation:
+    """Loss and retrieval on the held-out proposals, from previews decoded once."""
+
+    def __init__(self, model: ClipModel, pairs: Pairs, batches: TrainingBatches,
+                 settings: TrainSettings):
+        self.model, self.pairs, self.batches, self.settings = model, pairs, batches, settings
+        self.pixels = decode_previews(pairs.paths, batches.size)
+        self.captions, self.caption_of = np.unique(pairs.captions, return_inverse=True)
+        # A fixed order mixes proposals, so a validation batch has negatives as in training.
+        self.order = np.random.default_rng(settings.seed + 1).permutation(len(pairs))
+
+    @torch.inference_mode()
+    def __call__(self) -> dict:
+        from .evaluate import retrieval_accuracy
+
+        self.model.module.eval()
+        images = self._image_features()
+        texts = torch.from_numpy(self.model.encode_text(list(self.captions)))[self.caption_of]
+        losses = []
+        size = self.settings.batch_size
+        for start in range(0, len(self.order) - 1, size):
+            idx = self.order[start:start + size]
+            if len(idx) < 2:
+                continue
+            proposals = self.pairs.proposals[idx]
+            targets = torch.tensor(proposals[:, None] == proposals[None, :], dtype=torch.float32)
+            losses.append(_loss(self.model, images[idx].to(self.model.device),
+                                texts[idx].to(self.model.device), targets,
+                                self.settings).item())
+        accuracy = retrieval_accuracy(texts.numpy(), images.numpy(), [1, 5, 10])
+        return {"val_loss": round(float(np.mean(losses)), 4),
+                **{f"val_top{k}": round(float(v), 4) for k, v in accuracy.items()}}
+
+    def _image_features(self) -> torch.Tensor:
+        out = []
+        for start in range(0, len(self.pixels), 128):
+            idx = np.arange(start, min(start + 128, len(self.pixels)))
+            x = self._normalised(idx)
+            out.append(self.model.module.encode_image(x, normalize=True).float().cpu())
+        return torch.cat(out)
+
+    def _normalised(self, idx) -> torch.Tensor:
+        batches = self.batches
+        x = self.pixels[idx].float().div(255).unsqueeze(1).expand(-1, 3, -1, -1)
+        return ((x - batches.mean) / batches.std).to(self.model.device)
+
+
+@dataclass
+class _Precision:
+    """Mixed precision on CUDA (bf16 where supported, else fp16 with loss scaling)."""
+
+    device_type: str
+    dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+
+    @classmethod
+    def choose(cls, name: str, device: str) -> "_Precision":
+        device_type = "cuda" if str(device).startswith("cuda") else "cpu"
+        if name == "auto":
+            name = "fp32" if device_type == "cpu" else (
+                "bf16" if torch.cuda.is_bf16_supported() else "fp16")
+        if name == "fp32":
+            return cls(device_type)
+        if name == "bf16":
+            return cls(device_type, torch.bfloat16)
+        if device_type != "cuda":
+            raise VoClipError("fp16 mixed precision needs a CUDA device",
+                              hint="use --precision bf16 or fp32 on a CPU")
+        return cls(device_type, torch.float16, torch.amp.GradScaler("cuda"))
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+
+    def step(self, optimizer) -> None:
+        if self.scaler is None:
+            optimizer.step()
+            return
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def state_dict(self) -> dict:
+        return self.scaler.state_dict() if self.scaler else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.scaler and state:
+            self.scaler.load_state_dict(state)
+
+
+@contextlib.contextmanager
+def _deferred_interrupts():
+    """SIGINT/SIGTERM set a flag the loop reads after each step; a second one stops at once.
+
+    Only the main thread can install handlers; elsewhere the signals keep their
+    default effect.
+    """
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def warmup_cosine(step: int, *, warmup: int, total: int) -> float:
+    """The learning-rate factor: linear warm-up over ``warmup`` steps, then cosine to 0."""
     if step < warmup:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
