@@ -33,6 +33,7 @@ from .model import (
     token_counter,
 )
 from .pairs import Pairs, caption_variants
+from .pixels import decoded_batches, embedding_settings
 
 __all__ = ["Batch", "TrainingBatches", "WordSubsampler", "decode_previews"]
 
@@ -166,10 +167,18 @@ class TrainingBatches:
 
 
 def decode_previews(paths, size: int, *, progress: bool = False) -> torch.Tensor:
-    """Every preview as a grayscale ``size``-pixel ``uint8`` tensor."""
+    """Every preview as a grayscale ``size``-pixel ``uint8`` tensor, decoded in threads."""
     out = torch.empty((len(paths), size, size), dtype=torch.uint8)
-    for i, path in enumerate(tqdm(paths, desc="decoding previews", unit="img",
-                                  disable=not progress)):
-        image = load_image(path).convert("L").resize((size, size), resample=3)  # bicubic
-        out[i] = torch.from_numpy(np.array(image))
+    _, workers = embedding_settings("cpu")
+
+    def decode(path) -> np.ndarray:
+        return np.array(load_image(path).convert("L").resize((size, size), resample=3))
+
+    row = 0
+    with tqdm(total=len(paths), desc="decoding previews", unit="img",
+              disable=not progress) as bar:
+        for chunk in decoded_batches(paths, decode, 64, workers):
+            out[row:row + len(chunk)] = torch.from_numpy(np.stack(chunk))
+            row += len(chunk)
+            bar.update(len(chunk))
     return out
