@@ -380,11 +380,25 @@ def _tiny_causal_lm(folder) -> str:
     return str(folder)
 
 
-def test_transformers_backend_runs_locally(tmp_path):
+def test_constrained_decoding_makes_even_random_weights_answer_in_the_schema(tmp_path):
+    from vo_clip.archive.summarize import MAX_ITEM_CHARS, TransformersBackend, summarize_abstract
+
+    backend = TransformersBackend(_tiny_causal_lm(tmp_path / "lm"), device="cpu",
+                                  max_new_tokens=1200)
+    assert not backend.prompt([{"role": "user", "content": "hi"}]).endswith(backend.PREFIX)
+    attempts = summarize_abstract("We observe a globular cluster.", backend, retries=1)
+    # the weights are random: only the grammar can make the answer valid, first time
+    assert attempts.summary is not None and attempts.requests == 1, attempts.reason
+    items = attempts.summary.objects_and_phenomena + attempts.summary.science_use_cases
+    assert 2 <= len(items) <= 10 and all(0 < len(item) <= MAX_ITEM_CHARS for item in items)
+    backend.close()
+
+
+def test_unconstrained_output_is_validated_and_retried(tmp_path):
     from vo_clip.archive.summarize import TransformersBackend, summarize_abstract
 
     backend = TransformersBackend(_tiny_causal_lm(tmp_path / "lm"), device="cpu",
-                                  max_new_tokens=12)
+                                  max_new_tokens=12, constrained=False)
     assert backend.prompt([{"role": "user", "content": "hi"}]).endswith(backend.PREFIX)
     attempts = summarize_abstract("We observe a globular cluster.", backend, retries=2)
     # random weights never write a valid summary: retried, then reported with the output

@@ -363,10 +363,13 @@ class OpenAICompatibleBackend:
 class TransformersBackend:
     """A local causal language model run with transformers (greedy decoding).
 
-    The output is steered, not grammar-constrained: the answer is started with
-    ``{"objects_and_phenomena": ["`` (prefilled), decoding is greedy, and whatever
-    follows is validated like any other backend's answer, with retries. No weights are
-    downloaded unless ``model_name_or_path`` is a hub name and the hub is reachable.
+    By default decoding is *constrained* to the summary's JSON schema (xgrammar compiles
+    the schema into a grammar and masks, at every step, the tokens that would leave it):
+    the answer always parses, even from a weak model, and only its content can be
+    wrong. Unconstrained, the answer is steered instead — started with
+    ``{"objects_and_phenomena": ["`` — and validated like any other backend's answer,
+    with retries. No weights are downloaded unless ``model_name_or_path`` is a hub name
+    and the hub is reachable.
 
     Parameters
     ----------
@@ -377,15 +380,26 @@ class TransformersBackend:
         ``auto``, ``cpu`` or ``cuda``.
     max_new_tokens : int
         Longest answer generated.
+    constrained : bool
+        Constrain decoding to the JSON schema (needs the ``local-llm`` extra).
+
+    Raises
+    ------
+    LLMUnavailableError
+        If the model cannot be loaded, or constrained decoding is asked without xgrammar.
     """
 
     PREFIX = '{"objects_and_phenomena": ["'
 
     def __init__(self, model_name_or_path: str, *, device: str = "auto",
-                 max_new_tokens: int = 384):
+                 max_new_tokens: int = 384, constrained: bool = True):
         self.model_id = f"transformers:{model_name_or_path}"
         self.max_new_tokens = max_new_tokens
+        self.constrained = constrained
+        if constrained:
+            _require_xgrammar()
         self._tokenizer, self._model = _load_causal_lm(model_name_or_path, device)
+        self._grammar = None  # (schema text, compiled grammar): compiled once per schema
 
     def close(self) -> None:
         self._model = None
@@ -399,7 +413,7 @@ class TransformersBackend:
         else:
             text = "\n\n".join(f"{m['role'].upper()}: {m['content']}" for m in messages)
             text += "\n\nASSISTANT: "
-        return text + self.PREFIX
+        return text if self.constrained else text + self.PREFIX
 
     def complete(self, messages: list[dict], schema: dict) -> Completion:
         import torch
@@ -409,13 +423,41 @@ class TransformersBackend:
         pad = self._tokenizer.pad_token_id
         if pad is None:
             pad = self._tokenizer.eos_token_id
+        processors = [self._schema_processor(schema)] if self.constrained else []
         with torch.no_grad():
             output = self._model.generate(**inputs, max_new_tokens=self.max_new_tokens,
-                                          do_sample=False, pad_token_id=pad)
+                                          do_sample=False, pad_token_id=pad,
+                                          logits_processor=processors)
         new = output[0, inputs["input_ids"].shape[1]:]
         text = self._tokenizer.decode(new, skip_special_tokens=True)
         finish = "length" if len(new) >= self.max_new_tokens else "stop"
-        return Completion(self.PREFIX + text, finish)
+        return Completion(text if self.constrained else self.PREFIX + text, finish)
+
+    def _schema_processor(self, schema: dict):
+        """A fresh logits processor (it keeps the parse state of one answer) for ``schema``.
+
+        Whitespace between JSON tokens is not allowed: a weak model could otherwise
+        spend every remaining token on spaces.
+        """
+        import xgrammar
+
+        text = json.dumps(schema, sort_keys=True)
+        if self._grammar is None or self._grammar[0] != text:
+            vocab = self._model.get_output_embeddings().weight.shape[0]
+            info = xgrammar.TokenizerInfo.from_huggingface(self._tokenizer, vocab_size=vocab)
+            grammar = xgrammar.GrammarCompiler(info).compile_json_schema(text,
+                                                                        any_whitespace=False)
+            self._grammar = (text, grammar)
+        return xgrammar.contrib.hf.LogitsProcessor(self._grammar[1])
+
+
+def _require_xgrammar() -> None:
+    try:
+        import xgrammar  # noqa: F401
+    except ImportError:
+        raise LLMUnavailableError(
+            "constrained decoding of a local model needs xgrammar, which is not installed",
+            hint="pip install 'vo_clip[local-llm]'") from None
 
 
 def _load_causal_lm(name: str, device: str):
