@@ -565,7 +565,9 @@ def ingest(config: Config, out, abstracts, cycles, proposals, per_proposal, seed
               help="Archive directory (default: the demo archive).")
 @click.option("--backend", "backend_kind", type=click.Choice(["openai", "transformers"]),
               default="openai", show_default=True,
-              help="An OpenAI-compatible HTTP endpoint, or a local transformers model.")
+              help="An OpenAI-compatible HTTP endpoint, or a local transformers model "
+                   "(decoding constrained to the JSON schema; pip install "
+                   "'vo_clip[local-llm]').")
 @click.option("--llm-url", envvar="VO_CLIP_LLM_URL",
               help="API root of the endpoint, e.g. http://127.0.0.1:8000/v1 (vLLM, "
                    "llama.cpp's server); also $VO_CLIP_LLM_URL. Key: $VO_CLIP_LLM_API_KEY "
