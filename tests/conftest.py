@@ -11,6 +11,7 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+import gc  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -60,6 +61,18 @@ def write_tiny_archive(root: Path, n: int = 36, seed: int = 0):
 @pytest.fixture(scope="session")
 def tiny_archive(tmp_path_factory):
     return write_tiny_archive(tmp_path_factory.mktemp("tiny-archive"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def collect_garbage_per_module():
+    """Collect garbage when each module ends, under that module's warning filters.
+
+    An object a module leaks (an unclosed socket) would otherwise be finalised, and its
+    ResourceWarning raised, during whichever later test the garbage collector happens to
+    run in: the failure would be random and blamed on the wrong module.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
