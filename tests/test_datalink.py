@@ -15,25 +15,17 @@ import requests
 from astropy.io import fits
 from astropy.io.votable import parse
 from astropy.wcs import WCS
-from conftest import requires_stilts
+from conftest import IGNORE_PYVO_SOCKET_LEAK, requires_stilts
 from PIL import Image
 
 DID = "ivo://example.org/vo_clip?obs005"
 
-# pyvo 1.9's AsyncTAPJob and DataLink processing leave HTTP responses to the GC.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning")
+pytestmark = IGNORE_PYVO_SOCKET_LEAK
 
 
 @pytest.fixture(scope="module")
 def server(tiny_server):
     return tiny_server
-
-
-@pytest.fixture(scope="module")
-def service(server):
-    with requests.Session() as session:
-        yield pyvo.dal.TAPService(server + "/tap", session=session)
 
 
 def links_url(server, *ids):

@@ -64,9 +64,9 @@ def test_text_tower_is_verified_byte_for_byte(tmp_path):
 
 
 def test_training_is_reproducible_and_learns(small_demo):
-    from vo_clip.ml.demo_model import create_demo_model
     from dataclasses import replace
 
+    from vo_clip.ml.demo_model import create_demo_model
     from vo_clip.ml.train import DEMO_RECIPE, train
 
     settings = replace(DEMO_RECIPE, epochs=2, batch_size=16, warmup_steps=2, seed=1)

@@ -15,12 +15,9 @@ import pytest
 import pyvo
 import requests
 from astropy.io.votable import parse
-from conftest import requires_stilts, taplint
+from conftest import IGNORE_PYVO_SOCKET_LEAK, requires_stilts, taplint
 
-# pyvo 1.9's AsyncTAPJob leaves a streamed HTTP response open (a client-side socket),
-# which Python reports when it is garbage-collected; that is the client's leak, not ours.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning")
+pytestmark = IGNORE_PYVO_SOCKET_LEAK
 
 SIMILAR = ("SELECT TOP 5 obs_id, instrument_name, vo_clip_similarity('a bright compact source')"
            " AS similarity FROM ivoa.ObsCore ORDER BY similarity DESC")
@@ -29,12 +26,6 @@ SIMILAR = ("SELECT TOP 5 obs_id, instrument_name, vo_clip_similarity('a bright c
 @pytest.fixture(scope="module")
 def server(tiny_server):
     return tiny_server
-
-
-@pytest.fixture(scope="module")
-def service(server):
-    with requests.Session() as session:
-        yield pyvo.dal.TAPService(server + "/tap", session=session)
 
 
 def test_pyvo_search_returns_ranked_similarities(service):
