@@ -291,9 +291,7 @@ def _train_settings(recipe, overrides: dict):
     """The recipe with the options the user gave (``None`` and empty mean 'not given')."""
     from dataclasses import replace
 
-    given = {k: (tuple(v) if isinstance(v, tuple) else v) for k, v in overrides.items()
-             if v is not None and v != ()}
-    return replace(recipe, **given)
+    return replace(recipe, **{k: v for k, v in overrides.items() if v is not None and v != ()})
 
 
 @cli.command(name="eval")

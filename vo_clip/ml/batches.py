@@ -35,7 +35,7 @@ from .model import (
 from .pairs import Pairs, caption_variants
 from .pixels import decoded_batches, embedding_settings
 
-__all__ = ["Batch", "TrainingBatches", "WordSubsampler", "decode_previews"]
+__all__ = ["Batch", "TrainingBatches", "WordSubsampler", "decode_previews", "same_proposal"]
 
 
 @dataclass
@@ -100,22 +100,21 @@ class TrainingBatches:
         """Batch ``number`` of the epoch whose pairs come in ``order``."""
         start = self.starts[number]
         idx = order[start:start + self.settings.batch_size]
-        proposals = self.pairs.proposals[idx]
-        targets = torch.tensor(proposals[:, None] == proposals[None, :], dtype=torch.float32)
+        targets = same_proposal(self.pairs.proposals[idx])
         rows = [self.text_rows[i][self.rng.integers(len(self.text_rows[i]))] for i in idx]
         return Batch(self.images(idx, augment=True), self._texts(rows), targets)
 
     def first_batch(self) -> Batch:
         """The first ``batch_size`` pairs as they are: no random draw, for initialisation."""
         idx = np.arange(min(self.settings.batch_size, len(self.pairs)))
-        proposals = self.pairs.proposals[idx]
-        targets = torch.tensor(proposals[:, None] == proposals[None, :], dtype=torch.float32)
+        targets = same_proposal(self.pairs.proposals[idx])
         texts = (self.features[[r[0] for r in (self.text_rows[i] for i in idx)]]
                  if self.frozen else self.model.tokenize([self.pairs.captions[i] for i in idx]))
         return Batch(self.images(idx, augment=False), texts.to(self.model.device), targets)
 
-    def images(self, idx, *, augment: bool) -> torch.Tensor:
-        x = self.pixels[idx].float().div_(255).unsqueeze(1)
+    def images(self, idx, *, augment: bool, pixels: torch.Tensor | None = None) -> torch.Tensor:
+        """Model inputs of rows ``idx`` of ``pixels`` (default: the training previews)."""
+        x = (self.pixels if pixels is None else pixels)[idx].float().div_(255).unsqueeze(1)
         if augment:
             x = self._augment(x)
         return ((x.expand(-1, 3, -1, -1) - self.mean) / self.std).to(self.model.device)
@@ -164,6 +163,12 @@ class TrainingBatches:
             return self.features[rows].to(self.model.device)
         texts = [self.words.sample(self.texts[r], self.rng) for r in rows]
         return self.model.tokenize(texts).to(self.model.device)
+
+
+def same_proposal(proposals: np.ndarray) -> torch.Tensor:
+    """The contrastive targets of a batch: 1 where preview ``i`` and caption ``j`` share a
+    proposal (and so a caption)."""
+    return torch.tensor(proposals[:, None] == proposals[None, :], dtype=torch.float32)
 
 
 def decode_previews(paths, size: int, *, progress: bool = False) -> torch.Tensor:

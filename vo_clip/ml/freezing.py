@@ -15,9 +15,10 @@ from collections.abc import Iterable
 import torch
 
 from ..errors import VoClipError
-from .model import ClipModel, has_frozen_text_trunk, lock_text_trunk
+from .model import ClipModel, has_frozen_text_trunk
 
-__all__ = ["FREEZABLE", "apply_freezing", "frozen_towers", "trainable_parameters"]
+__all__ = ["FREEZABLE", "apply_freezing", "check_freezing", "frozen_towers", "lock_text_trunk",
+           "trainable_parameters"]
 
 FREEZABLE = ("image", "text")
 
@@ -31,8 +32,9 @@ _HEADS = (
     "text.text_projection",        # open_clip TextTransformer inside CustomTextCLIP
 )
 _TEMPERATURE = ("logit_scale", "logit_bias")
-_CLIP_TEXT = ("token_embedding.", "positional_embedding", "transformer.", "ln_final.",
-              "text_projection", "text.")
+#: CLIP's own text tower below its projection (the trunk LiT locks), then the whole tower.
+_CLIP_TEXT_TRUNK = ("token_embedding.", "positional_embedding", "transformer.", "ln_final.")
+_CLIP_TEXT = _CLIP_TEXT_TRUNK + ("text_projection", "text.")
 
 
 def apply_freezing(model: ClipModel, *, freeze: Iterable[str] = (), head_only: bool = False,
@@ -54,6 +56,23 @@ def apply_freezing(model: ClipModel, *, freeze: Iterable[str] = (), head_only: b
         If a tower name is unknown, or the choices leave nothing to train.
     """
     freeze = tuple(freeze)
+    check_freezing(freeze)
+    if lock_text:
+        lock_text_trunk(model)
+    for name, parameter in model.module.named_parameters():
+        if _tower(name) in freeze or (head_only and not name.startswith(_HEADS + _TEMPERATURE)):
+            parameter.requires_grad_(False)
+    return trainable_parameters(model)
+
+
+def check_freezing(freeze: Iterable[str]) -> None:
+    """Refuse an unknown tower, or freezing both (only the temperature would be left).
+
+    Raises
+    ------
+    VoClipError
+        If ``freeze`` names something other than :data:`FREEZABLE`, or all of them.
+    """
     unknown = sorted(set(freeze) - set(FREEZABLE))
     if unknown:
         raise VoClipError(f"cannot freeze {', '.join(unknown)}: choose from "
@@ -61,12 +80,17 @@ def apply_freezing(model: ClipModel, *, freeze: Iterable[str] = (), head_only: b
     if set(freeze) == set(FREEZABLE):
         raise VoClipError("nothing to train: both towers are frozen",
                           hint="freeze at most one tower (--head-only trains the projections)")
-    if lock_text:
-        lock_text_trunk(model)
+
+
+def lock_text_trunk(model: ClipModel) -> None:
+    """Freeze the text tower except its final projection (LiT: a locked, pretrained text tower).
+
+    The projection stays trainable so the image tower and the text space can meet.
+    """
+    locked = ("text.transformer.",) if has_frozen_text_trunk(model) else _CLIP_TEXT_TRUNK
     for name, parameter in model.module.named_parameters():
-        if _tower(name) in freeze or (head_only and not name.startswith(_HEADS + _TEMPERATURE)):
+        if name.startswith(locked):
             parameter.requires_grad_(False)
-    return trainable_parameters(model)
 
 
 def trainable_parameters(model: ClipModel) -> list[torch.nn.Parameter]:

@@ -56,7 +56,6 @@ __all__ = [
     "has_frozen_text_trunk",
     "load_image",
     "load_model",
-    "lock_text_trunk",
     "resolve_device",
     "text_projection",
     "text_trunk_features",
@@ -88,6 +87,10 @@ class ClipModel:
         if self._fingerprint is None:
             self._fingerprint = fingerprint(self.module.state_dict())
         return self._fingerprint
+
+    def weights_changed(self) -> None:
+        """Say that the weights were changed in place (trained): the fingerprint is redone."""
+        self._fingerprint = None
 
     @property
     def embed_dim(self) -> int:
@@ -505,23 +508,6 @@ def text_trunk_features(model: ClipModel, texts: Sequence[str], *,
 def text_projection(model: ClipModel) -> torch.nn.Module:
     """The trainable head on top of :func:`text_trunk_features`."""
     return model.module.text.proj
-
-
-_CLIP_TEXT_TRUNK = ("token_embedding.", "positional_embedding", "transformer.", "ln_final.")
-
-
-def lock_text_trunk(model: ClipModel) -> None:
-    """Freeze the text tower except its final projection (LiT: a locked, pretrained text tower).
-
-    The projection stays trainable so the image tower and the text space can meet.
-    """
-    if has_frozen_text_trunk(model):
-        locked = ("text.transformer.",)
-    else:
-        locked = _CLIP_TEXT_TRUNK
-    for name, parameter in model.module.named_parameters():
-        if name.startswith(locked):
-            parameter.requires_grad_(False)
 
 
 def token_counter(model: ClipModel):

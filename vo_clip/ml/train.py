@@ -33,9 +33,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import VoClipError
-from .batches import Batch, TrainingBatches, decode_previews
+from .batches import Batch, TrainingBatches, decode_previews, same_proposal
 from .checkpoint import fingerprint
-from .freezing import FREEZABLE, apply_freezing, frozen_towers
+from .freezing import apply_freezing, check_freezing, frozen_towers
 from .losses import LOSSES, clamp_temperature, contrastive_loss
 from .model import ClipModel, text_projection
 from .pairs import CAPTION_SOURCES, Pairs, archive_pairs, split_by_proposal
@@ -192,10 +192,7 @@ def _check(settings: TrainSettings) -> None:
         if getattr(settings, name) not in allowed:
             raise VoClipError(f"unknown {name} {getattr(settings, name)!r}; choose one of "
                               f"{', '.join(allowed)}")
-    unknown = sorted(set(settings.freeze) - set(FREEZABLE))
-    if unknown:
-        raise VoClipError(f"cannot freeze {', '.join(unknown)}; choose from "
-                          f"{', '.join(FREEZABLE)}")
+    check_freezing(settings.freeze)
     if settings.accumulation > settings.batch_size // 2:
         raise VoClipError(f"a batch of {settings.batch_size} cannot be computed in "
                           f"{settings.accumulation} parts of at least 2 pairs")
@@ -256,7 +253,7 @@ class _Loop:
         bar.close()
         self.model.module.load_state_dict(self.best_weights)
         self.model.module.eval()
-        self.model._fingerprint = None  # the weights changed: identify them afresh
+        self.model.weights_changed()
         self.result.steps = self.step
 
     def _one_step(self) -> float:
@@ -446,11 +443,9 @@ class _Validation:
             idx = self.order[start:start + size]
             if len(idx) < 2:
                 continue
-            proposals = self.pairs.proposals[idx]
-            targets = torch.tensor(proposals[:, None] == proposals[None, :], dtype=torch.float32)
             losses.append(_loss(self.model, images[idx].to(self.model.device),
-                                texts[idx].to(self.model.device), targets,
-                                self.settings).item())
+                                texts[idx].to(self.model.device),
+                                same_proposal(self.pairs.proposals[idx]), self.settings).item())
         accuracy = retrieval_accuracy(texts.numpy(), images.numpy(), [1, 5, 10])
         return {"val_loss": round(float(np.mean(losses)), 4),
                 **{f"val_top{k}": round(float(v), 4) for k, v in accuracy.items()}}
@@ -459,14 +454,9 @@ class _Validation:
         out = []
         for start in range(0, len(self.pixels), 128):
             idx = np.arange(start, min(start + 128, len(self.pixels)))
-            x = self._normalised(idx)
+            x = self.batches.images(idx, augment=False, pixels=self.pixels)
             out.append(self.model.module.encode_image(x, normalize=True).float().cpu())
         return torch.cat(out)
-
-    def _normalised(self, idx) -> torch.Tensor:
-        batches = self.batches
-        x = self.pixels[idx].float().div(255).unsqueeze(1).expand(-1, 3, -1, -1)
-        return ((x - batches.mean) / batches.std).to(self.model.device)
 
 
 @dataclass
