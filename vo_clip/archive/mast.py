@@ -141,7 +141,11 @@ class MastClient:
     """
 
     def __init__(self, mast_url: str = MAST_URL, *, timeout: float = 60.0):
-        from astroquery.mast import ObservationsClass
+        try:
+            from astroquery.mast import ObservationsClass
+        except ImportError:
+            raise VoClipError("vo-clip ingest needs astroquery, which is not installed",
+                              hint="pip install 'vo_clip[ingest]'") from None
 
         base = mast_url.rstrip("/")
         self.observations_api = ObservationsClass()

@@ -88,15 +88,12 @@ class IvoaSchemas:
     Raises
     ------
     VoClipError
-        If lxml is not installed or no folder holds the schema files.
+        If no folder holds the schema files.
     """
 
     def __init__(self, folder: str | os.PathLike | None = None):
-        try:
-            from lxml import etree
-        except ImportError:
-            raise VoClipError("lxml is not installed: cannot validate against the XSDs",
-                              hint="pip install lxml (it is in the [test] extra)") from None
+        from lxml import etree
+
         found = Path(folder) if folder else find_schema_dir()
         if found is None or not _complete(found):
             raise VoClipError("the IVOA XML schemas are not on this machine",
