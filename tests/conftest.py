@@ -185,8 +185,39 @@ def taplint(tap_url: str, stages: str = "-LOC") -> tuple[list[str], str]:
     return [line for line in text.splitlines() if line.startswith(("E-", "W-"))], text
 
 
-requires_stilts = pytest.mark.skipif(shutil.which("stilts") is None,
-                                     reason="STILTS is not installed (apt-get install stilts)")
+#: Every skip for a tool the machine lacks starts with this, so that CI can tell it apart.
+MISSING_TOOL = "missing tool: "
+
+#: Under CI (``CI=true``, as .ci/run runs) a missing tool is a failure: a green run must
+#: mean that the validators, the browser and the schemas really ran.
+ON_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def missing_tool(what: str) -> str:
+    """The reason of a skip for a missing tool: ``what`` says what and how to install it."""
+    return MISSING_TOOL + what
+
+
+def _fail_missing_tools_on_ci(report) -> None:
+    if ON_CI and report.skipped and MISSING_TOOL in str(report.longrepr):
+        report.outcome = "failed"
+        report.longrepr = f"CI=true, so this is a failure, not a skip: {report.longrepr}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_missing_tools_on_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_missing_tools_on_ci(outcome.get_result())
+
+
+requires_stilts = pytest.mark.skipif(
+    shutil.which("stilts") is None, reason=missing_tool("STILTS (apt-get install stilts)"))
 
 
 #: The query a new user runs first (tests/test_default_flow.py, tests/test_tap_demo.py).

@@ -186,10 +186,7 @@ def test_search_from_python_without_a_server(tiny_index, tiny_model_path, tmp_pa
 
 # -- DataLink -----------------------------------------------------------------------------
 
-def test_datalink_followup(server, tap, tmp_path):
-    probe = requests.get(server + "/datalink/links", params={"ID": "obs000"}, timeout=10)
-    if probe.status_code == 404:
-        pytest.skip("DataLink endpoint not yet available")
+def test_datalink_followup(tap, tmp_path):
     out = ok(run_example("datalink_followup.py", tap, "--rows", "2", "--out", str(tmp_path),
                          "--text", "a bright compact source"))
     assert out.startswith("2 observations matching")

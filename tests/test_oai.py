@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
-from conftest import live_server
+from conftest import live_server, missing_tool
 from lxml import etree
 from test_registry import canonical, schemas  # noqa: F401 (the schemas fixture)
 
@@ -25,7 +25,7 @@ NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=timezone.utc)
 OAI = "{%s}" % OAI_NAMESPACE
 RI_RESOURCE = "{%s}Resource" % NAMESPACES["ri"]
 BASE = "http://127.0.0.1:8000/oai"
-SICKLE = "the OAI-PMH harvester sickle is not installed (pip install -e '.[test]')"
+SICKLE = missing_tool("the OAI-PMH harvester sickle (pip install -e '.[test]')")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import assert_one_line_error, live_server, run_cli
+from conftest import assert_one_line_error, live_server, missing_tool, run_cli
 
 from service import create_app
 from vo_clip.config import Config
@@ -37,9 +37,10 @@ IDENTITY_SETTINGS = (
 def schemas() -> IvoaSchemas:
     """The IVOA XSDs from Debian's python3-gavo, or a skip saying how to get them."""
     if find_schema_dir() is None:
-        pytest.skip("the IVOA XSDs are absent: apt-get download python3-gavo && dpkg -x "
-                    "python3-gavo_*.deb DIR, then VO_CLIP_XSD_DIR=DIR/usr/lib/python3/"
-                    "dist-packages/gavo/resources/schemata (see .ci/run)")
+        pytest.skip(missing_tool(
+            "the IVOA XSDs (apt-get download python3-gavo && dpkg -x python3-gavo_*.deb DIR, "
+            "then VO_CLIP_XSD_DIR=DIR/usr/lib/python3/dist-packages/gavo/resources/schemata; "
+            "see .ci/run)"))
     return IvoaSchemas()
 
 
@@ -295,7 +296,6 @@ def test_cli_writes_the_records(tmp_path):
     for path in out.iterdir():
         assert path.read_bytes() == (REGISTRY / "records" / path.name).read_bytes()
     assert "wrote" in result.stdout and "ivo://example.org/vo_clip/tap" in result.stdout
-    assert "validated 5 records" in result.stdout or "not validated" in result.stdout
 
 
 def test_cli_validates_when_the_schemas_are_here(schemas, tmp_path):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from astropy.io import fits
+from conftest import missing_tool
 from PIL import Image
 
 from service import create_app, web
@@ -24,11 +25,10 @@ from vo_clip.config import Config
 
 STATIC = Path(web.__file__).parent / "static"
 ALADIN_INSTALLED = web.aladin_dist() is not None
-needs_aladin = pytest.mark.skipif(not ALADIN_INSTALLED,
-                                  reason="aladin-lite is not installed: run `npm ci` at the "
-                                         "repository root")
-needs_node = pytest.mark.skipif(shutil.which("node") is None,
-                                reason="node is not installed (it comes with npm)")
+needs_aladin = pytest.mark.skipif(
+    not ALADIN_INSTALLED, reason=missing_tool("aladin-lite (`npm ci` at the repository root)"))
+NODE = missing_tool("node (it comes with npm)")
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason=NODE)
 
 
 def make_app(home: Path):
@@ -312,7 +312,7 @@ console.log(JSON.stringify(out));
 def adql_cases():
     """Run the page's ADQL module under node (no browser needed: it is plain ES)."""
     if shutil.which("node") is None:
-        pytest.skip("node is not installed (it comes with npm)")
+        pytest.skip(NODE)
     script = ADQL_CASES.replace("ADQL_URL", (STATIC / "adql.js").as_uri())
     result = subprocess.run(["node", "--input-type=module", "-e", script], check=False,
                             capture_output=True, text=True, timeout=60, cwd=web.REPO_ROOT)

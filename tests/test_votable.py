@@ -6,7 +6,6 @@ import base64
 import csv
 import io
 import math
-import shutil
 import struct
 import subprocess
 import xml.etree.ElementTree as ET
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 from astropy.io.votable import parse
 from astropy.table import MaskedColumn, Table
+from conftest import requires_stilts
 
 from vo_clip.vo.votable import (
     Field,
@@ -297,7 +297,7 @@ def test_table_to_votable_with_masked_column():
     assert element.description == "search"
 
 
-@pytest.mark.skipif(shutil.which("stilts") is None, reason="stilts (votlint) is not installed")
+@requires_stilts
 @pytest.mark.parametrize("serialization", SERIALIZATIONS)
 def test_votlint_finds_no_errors(tmp_path, serialization):
     # votlint 3.4.7's xtype="polygon" checker misreads BINARY2 arrays (it reads the
