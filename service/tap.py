@@ -7,7 +7,6 @@ VOTable (QUERY_STATUS=ERROR) with the fault's HTTP status.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from flask import Blueprint, Response, abort, current_app, render_template_string
 
@@ -26,7 +25,6 @@ __all__ = ["bp", "tap_service"]
 bp = Blueprint("tap", __name__)
 
 XML = "text/xml"
-_STARTED = datetime.now(timezone.utc)
 
 #: Parameters a sync query reads; any other is ignored (DALI: REQUEST, RUNID, DUMMY...).
 _QUERY_PARAMETERS = ("LANG", "QUERY", "MAXREC", "RESPONSEFORMAT", "FORMAT", "UPLOAD")
@@ -74,11 +72,14 @@ def examples():
 
 @bp.get("/availability")
 def availability():
+    up_since = None
     try:
-        available, note = tap_service().available()
+        service = tap_service()
+        available, note = service.available()
+        up_since = service.ready_since if available else None
     except DALIFault as fault:
         available, note = False, str(fault)
-    return Response(availability_xml(available, up_since=_STARTED, note=note), mimetype=XML)
+    return Response(availability_xml(available, up_since=up_since, note=note), mimetype=XML)
 
 
 @bp.get("/tables")

@@ -7,12 +7,14 @@ import io
 import shutil
 import sqlite3
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from conftest import missing_tool
 from pyvo.io.vosi import parse_availability, parse_capabilities, parse_tables
 
 from vo_clip.vo.formats import FORMATS
@@ -437,7 +439,8 @@ def _stilts_jars() -> list[Path]:
 
 @pytest.fixture(scope="module")
 def xsd_schema(tmp_path_factory):
-    etree = pytest.importorskip("lxml.etree", reason="lxml is not installed: no XSD validation")
+    from lxml import etree
+
     folder = tmp_path_factory.mktemp("xsd")
     for jar in _stilts_jars():
         with zipfile.ZipFile(jar) as archive:
@@ -446,7 +449,7 @@ def xsd_schema(tmp_path_factory):
                     (folder / Path(name).name).write_bytes(archive.read(name))
     missing = [f for f in _XSDS.values() if not (folder / f).exists()]
     if missing:
-        pytest.skip(f"the STILTS jars (Debian starlink-ttools-java) with {missing} are absent")
+        pytest.skip(missing_tool(f"the STILTS jars with {missing} (apt-get install stilts)"))
 
     class LocalXsd(etree.Resolver):
         """Any schemaLocation URL to the extracted file of the same name."""
@@ -500,3 +503,17 @@ def test_xsd_availability(xsd_schema):
     _assert_valid(xsd_schema, availability_xml(True, up_since=datetime.now(timezone.utc),
                                                note="ok"))
     _assert_valid(xsd_schema, availability_xml(False))
+
+
+def test_up_since_is_when_the_service_became_ready(tiny_index, tiny_model_path, tmp_path):
+    """Not when the process started: a service that took minutes to open says so."""
+    from service import create_app
+    from vo_clip.config import Config
+
+    app = create_app(Config(home=tmp_path, index=tiny_index, model=str(tiny_model_path)))
+    time.sleep(1.1)  # upSince has whole seconds: a start-up time would now be earlier
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    app.extensions["vo_clip.tap"]().warm()  # what `vo-clip serve` does before it listens
+    parsed = parse_availability(io.BytesIO(app.test_client().get("/tap/availability").data))
+    up_since = datetime.fromisoformat(parsed.upsince.replace("Z", "+00:00"))
+    assert parsed.available and before <= up_since <= datetime.now(timezone.utc)

@@ -28,6 +28,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 from urllib.parse import quote
@@ -228,6 +229,9 @@ class TapService:
         self._vector_lock = threading.Lock()
         self._cache: dict[str, object] = {}
         self._catalog = _Catalog(index.catalog.path, authority, self.tables)
+        #: When the service could first answer (VOSI availability's upSince): opened, or,
+        #: if :meth:`warm` is called before serving, when the model had loaded.
+        self.ready_since = datetime.now(timezone.utc)
 
     # Parameters -------------------------------------------------------------------------
     def execute(self, params: Mapping[str, str], *, base_url: str,
@@ -396,6 +400,7 @@ class TapService:
         """Load the model now (it otherwise loads on the first text similarity)."""
         if self._engine is not None:
             self._vector("text", "a galaxy")
+        self.ready_since = datetime.now(timezone.utc)
 
     def observation(self, obs_id: str) -> dict | None:
         """Every catalog column of ``obs_id`` (None when unknown)."""
