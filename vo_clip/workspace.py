@@ -8,6 +8,8 @@ is made with ``vo-clip index``. The command line and the service both start here
 
 from __future__ import annotations
 
+import os
+
 from .config import Config
 from .errors import IndexMissingError
 
@@ -39,9 +41,12 @@ def ensure_demo_archive(config: Config, *, progress: bool = True, notify=_silent
 
     if config.archive is None and not (config.archive_dir / OBSERVATIONS_FILE).is_file():
         from .archive.demo import build_demo_archive
+        from .archive.demo.generator import estimated_build_seconds
 
-        notify(f"first use: generating the demo archive in {config.archive_dir} "
-               "(about a minute, once)")
+        minutes = max(1, round(estimated_build_seconds() / 60))
+        notify(f"first use: generating the demo archive in {config.archive_dir}, once: "
+               f"3,000 previews, about {minutes} min on {os.cpu_count()} idle cores "
+               "(longer while they are busy), then indexing them")
         return build_demo_archive(config.archive_dir, progress=progress)
     return Archive.open(config.archive_dir)
 
