@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from .registry import Record, dublin_core
+from .xmldoc import sub as _sub
 
 __all__ = [
     "ERROR_CODES",
@@ -208,13 +209,6 @@ def _document(base_url: str, now: datetime, echo: dict[str, str],
     ET.indent(root, space=" ")
     body = ET.tostring(root, encoding="unicode")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n").encode("utf-8")
-
-
-def _sub(parent: ET.Element, tag: str, text: object = None, **attrs: str) -> ET.Element:
-    element = ET.SubElement(parent, tag, attrs)
-    if text is not None:
-        element.text = str(text)
-    return element
 
 
 def _stamp(moment: datetime) -> str:

@@ -56,6 +56,7 @@ from ..errors import VoClipError
 from .datalink import DATALINK_CONTENT_TYPE, DATALINK_STANDARD_ID
 from .schema import published_tables
 from .vosi import TapLimits, capabilities_xml, tableset_xml
+from .xmldoc import sub as _sub
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -249,13 +250,6 @@ def _resource(ident: Identity, xsi_type: str, title: str) -> ET.Element:
     root = ET.Element("ri:Resource", attrs)
     _sub(root, "title", title)
     return root
-
-
-def _sub(parent: ET.Element, tag: str, text: object = None, **attrs: str) -> ET.Element:
-    element = ET.SubElement(parent, tag, attrs)
-    if text is not None:
-        element.text = str(text)
-    return element
 
 
 def _curation(root: ET.Element, ident: Identity) -> None:

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .faults import DALIFault, NotFoundFault, TransientFault, UsageFault
-from .xmldoc import xml_safe
+from .xmldoc import sub
 
 __all__ = [
     "ABORTED",
@@ -779,10 +779,7 @@ def _root(name: str) -> ET.Element:
 
 
 def _child(parent: ET.Element, name: str, text: str | None = None, **attrs) -> ET.Element:
-    element = ET.SubElement(parent, f"uws:{name}", {k: xml_safe(v) for k, v in attrs.items()})
-    if text is not None:
-        element.text = xml_safe(text)
-    return element
+    return sub(parent, f"uws:{name}", text, **attrs)
 
 
 def _time_child(parent: ET.Element, name: str, when: datetime | None) -> None:

@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from .formats import FORMATS, OutputFormat
 from .schema import SCHEMA_DESCRIPTIONS, ForeignKey, TapColumn, TapTable
 from .tap_schema import adql_column_name
+from .xmldoc import sub as _sub
 
 __all__ = [
     "ADQL_GEOMETRY",
@@ -118,14 +119,6 @@ def _root(tag: str, vosi: str, *prefixes: str) -> ET.Element:
     declared = {"xmlns:vosi": vosi}
     declared.update({f"xmlns:{p}": _NS[p] for p in prefixes})
     return ET.Element(tag, declared)
-
-
-def _sub(parent: ET.Element, tag: str, text: object = None, **attrs: str) -> ET.Element:
-    """Append ``<tag attrs>text</tag>`` to ``parent``."""
-    element = ET.SubElement(parent, tag, attrs)
-    if text is not None:
-        element.text = str(text)
-    return element
 
 
 def _opt(parent: ET.Element, tag: str, text: str | None) -> None:
