@@ -49,10 +49,11 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from ..config import Config
 from ..errors import VoClipError
+from ..timestamps import SECONDS_FORMAT, utc_seconds
 from .datalink import DATALINK_CONTENT_TYPE, DATALINK_STANDARD_ID
 from .schema import published_tables
 from .vosi import TapLimits, capabilities_xml, tableset_xml
@@ -175,13 +176,13 @@ def identity(config: Config, base_url: str | None = None) -> Identity:
 
 def _timestamp(name: str, value: str) -> str:
     try:
-        moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+        moment = datetime.strptime(value, SECONDS_FORMAT)
     except (TypeError, ValueError):
         moment = None
     if moment is None or not _TIMESTAMP.fullmatch(value):
         raise VoClipError(f"{name} {value!r} is not a UTC timestamp",
                           hint="write it as YYYY-MM-DDThh:mm:ssZ, e.g. 2026-11-22T00:00:00Z")
-    return moment.replace(tzinfo=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_seconds(moment)
 
 
 # -- records ----------------------------------------------------------------------------

@@ -25,8 +25,9 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
+from ..timestamps import utc_seconds
 from .formats import FORMATS, OutputFormat
 from .schema import SCHEMA_DESCRIPTIONS, ForeignKey, TapColumn, TapTable
 from .tap_schema import adql_column_name
@@ -253,13 +254,6 @@ def capabilities_xml(base_url: str, *, udfs: Sequence[Udf], geometry: Sequence[s
 
 # -- availability -----------------------------------------------------------------------
 
-def _utc(moment: datetime) -> str:
-    """``moment`` as an xs:dateTime in UTC ending in Z (a naive one is taken as UTC)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def availability_xml(available: bool, *, up_since: datetime | None = None,
                      note: str | None = None) -> bytes:
     """The VOSI availability document of ``/tap/availability`` (VOSI 1.1 §2.2).
@@ -281,7 +275,7 @@ def availability_xml(available: bool, *, up_since: datetime | None = None,
     root = _root("vosi:availability", _VOSI_AVAILABILITY)
     _sub(root, "vosi:available", "true" if available else "false")
     if up_since is not None:
-        _sub(root, "vosi:upSince", _utc(up_since))
+        _sub(root, "vosi:upSince", utc_seconds(up_since))
     if note:
         _sub(root, "vosi:note", note)
     return _serialize(root)
