@@ -4,7 +4,9 @@ Configuration is injected: defaults come from :class:`vo_clip.config.Config`, th
 ``VO_CLIP_*`` variables, then ``test_config``. One blueprint per standard is registered
 here (TAP and VOSI, UWS for async TAP); the TAP service, with its index and model, is
 opened on first use so that the app starts, and reports itself unavailable, even when
-the index is missing. VO faults are rendered once, here, as DALI error documents.
+the index is missing. VO faults are rendered here as DALI error documents, except on
+the UWS job resources, whose blueprint answers them itself with a text/plain line (see
+:mod:`service.uws`), so that it works the same when mounted on its own.
 """
 
 from __future__ import annotations
