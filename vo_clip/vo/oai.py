@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from ..timestamps import SECONDS_FORMAT as _STAMP
 from ..timestamps import utc_seconds as _stamp
 from .registry import Record, dublin_core
+from .xmldoc import serialize
 from .xmldoc import sub as _sub
 
 __all__ = [
@@ -207,9 +208,7 @@ def _document(base_url: str, now: datetime, echo: dict[str, str],
     _sub(root, "oai:responseDate", _stamp(now))
     _sub(root, "oai:request", base_url, **echo)
     root.extend(children)
-    ET.indent(root, space=" ")
-    body = ET.tostring(root, encoding="unicode")
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n").encode("utf-8")
+    return serialize(root)
 
 
 def _echo(verb: str | None, arguments: Mapping[str, str]) -> dict[str, str]:

@@ -57,6 +57,7 @@ from ..timestamps import SECONDS_FORMAT, utc_seconds
 from .datalink import DATALINK_CONTENT_TYPE, DATALINK_STANDARD_ID
 from .schema import published_tables
 from .vosi import TapLimits, capabilities_xml, tableset_xml
+from .xmldoc import serialize
 from .xmldoc import sub as _sub
 
 __all__ = [
@@ -212,10 +213,7 @@ class Record:
 
     def to_xml(self) -> bytes:
         """The record as a standalone UTF-8 document with an XML declaration."""
-        root = self.element()
-        ET.indent(root, space=" ")
-        body = ET.tostring(root, encoding="unicode")
-        return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n").encode("utf-8")
+        return serialize(self.element())
 
 
 def deployment_records(config: Config, base_url: str | None = None) -> tuple[Record, ...]:

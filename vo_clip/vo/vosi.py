@@ -31,6 +31,7 @@ from ..timestamps import utc_seconds
 from .formats import FORMATS, OutputFormat
 from .schema import SCHEMA_DESCRIPTIONS, ForeignKey, TapColumn, TapTable
 from .tap_schema import adql_column_name
+from .xmldoc import serialize as _serialize
 from .xmldoc import sub as _sub
 
 __all__ = [
@@ -126,12 +127,6 @@ def _opt(parent: ET.Element, tag: str, text: str | None) -> None:
     """Append ``<tag>text</tag>`` unless ``text`` is empty (VODataService omits those)."""
     if text:
         _sub(parent, tag, text)
-
-
-def _serialize(root: ET.Element) -> bytes:
-    ET.indent(root, space=" ")
-    body = ET.tostring(root, encoding="unicode")
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n").encode("utf-8")
 
 
 # -- capabilities -----------------------------------------------------------------------
