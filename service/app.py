@@ -135,8 +135,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(VoClipError)
     def library_error(error: VoClipError):
-        fault = UsageFault(error.message, error.hint)
-        return Response(error_votable(str(fault)), status=400, mimetype=VOTABLE)
+        return vo_fault(UsageFault(error.message, error.hint))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -148,5 +147,4 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         log.exception("unexpected error serving %s", request.path)
-        fault = FatalFault("internal error; the service log has the details")
-        return Response(error_votable(str(fault)), status=500, mimetype=VOTABLE)
+        return vo_fault(FatalFault("internal error; the service log has the details"))
