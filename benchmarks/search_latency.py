@@ -25,7 +25,6 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ from astropy.table import Table
 from vo_clip.search.catalog import Catalog, SearchFilter
 from vo_clip.search.engine import SearchEngine, top_k
 from vo_clip.search.index import CATALOG, EMBEDDINGS, MANIFEST, EmbeddingIndex, IndexManifest
+from vo_clip.timestamps import utc_seconds
 
 DIM = 512
 INSTRUMENTS = np.array(["ACS/WFC", "WFC3/UVIS", "WFC3/IR", "STIS/CCD"])
@@ -69,7 +69,7 @@ def build_bench_index(root: Path, n: int, model) -> EmbeddingIndex:
                "base": model.card.base, "spec": model.spec},
         archive={"name": f"random-{n}", "path": str(root), "fingerprint": ""},
         count=n, embed_dim=DIM,
-        created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        created=utc_seconds())
     (root / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2))
     return EmbeddingIndex.open(root)
 

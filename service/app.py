@@ -4,7 +4,9 @@ Configuration is injected: defaults come from :class:`vo_clip.config.Config`, th
 ``VO_CLIP_*`` variables, then ``test_config``. One blueprint per standard is registered
 here (TAP and VOSI, UWS for async TAP); the TAP service, with its index and model, is
 opened on first use so that the app starts, and reports itself unavailable, even when
-the index is missing. VO faults are rendered once, here, as DALI error documents.
+the index is missing. VO faults are rendered here as DALI error documents, except on
+the UWS job resources, whose blueprint answers them itself with a text/plain line (see
+:mod:`service.uws`), so that it works the same when mounted on its own.
 """
 
 from __future__ import annotations
@@ -133,8 +135,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(VoClipError)
     def library_error(error: VoClipError):
-        fault = UsageFault(error.message, error.hint)
-        return Response(error_votable(str(fault)), status=400, mimetype=VOTABLE)
+        return vo_fault(UsageFault(error.message, error.hint))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -146,5 +147,4 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         log.exception("unexpected error serving %s", request.path)
-        fault = FatalFault("internal error; the service log has the details")
-        return Response(error_votable(str(fault)), status=500, mimetype=VOTABLE)
+        return vo_fault(FatalFault("internal error; the service log has the details"))

@@ -497,8 +497,7 @@ def registry(config: Config, out, base_url, validate):
     (authority, titles, publisher, contact, subjects, coverage, record_created and
     record_updated) comes from the settings: see registry/deployment.toml.
     """
-    from datetime import datetime, timezone
-
+    from .timestamps import utc_seconds
     from .vo.registry import deployment_records
 
     records = deployment_records(_with(config, base_url=base_url))
@@ -512,7 +511,7 @@ def registry(config: Config, out, base_url, validate):
         click.echo(f"wrote {path}  {record.identifier}")
         if previous not in (None, document) and \
                 f'updated="{record.datestamp}"'.encode() in previous:
-            now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            now = utc_seconds()
             _notify(f"{path.name} changed but keeps updated={record.datestamp}: set "
                     f"record_updated = {now!r} so that harvesters pick up the change")
     click.echo(report)

@@ -2,8 +2,16 @@
 
 Values come, each overriding the one before, from the defaults, a TOML file
 (``--config FILE`` or ``$VO_CLIP_CONFIG``), ``VO_CLIP_*`` environment variables and the
-command-line flags. The result is frozen and passed explicitly; the library never
-reads the environment on its own, so the same code serves a laptop and a deployment.
+command-line flags. The result is frozen and passed explicitly, so the same code
+serves a laptop and a deployment. Besides this loader, only three things below the
+command line read the environment, each for something that is no setting of the
+service: where this machine keeps the IVOA schemas that validation needs
+(``$VO_CLIP_XSD_DIR``, :func:`vo_clip.vo.xsd.find_schema_dir`), the key of an
+OpenAI-compatible summary endpoint (``$VO_CLIP_LLM_API_KEY`` or ``$OPENAI_API_KEY``, a
+secret kept out of the settings and their files;
+:class:`vo_clip.archive.summarize.OpenAICompatibleBackend`), both overridable by an
+argument, and where ``npm ci`` put the search page's browser packages
+(``$VO_CLIP_NODE_MODULES``, read on each request by :func:`service.web.node_modules_dir`).
 """
 
 from __future__ import annotations

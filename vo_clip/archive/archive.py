@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 
 from astropy.table import Table
 
 from ..errors import ArchiveError
 from ..hashing import sha256_file
+from ..timestamps import utc_seconds
 from .columns import REQUIRED_COLUMNS, all_columns
 
 __all__ = ["Archive", "METADATA_FILE", "OBSERVATIONS_FILE"]
@@ -136,7 +136,7 @@ class Archive:
         metadata = {
             "name": name,
             "source": source,
-            "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created": utc_seconds(),
             **(extra or {}),
         }
         (root / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")

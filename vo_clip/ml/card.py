@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 
 from .. import __version__
+from ..timestamps import utc_seconds
 
 __all__ = ["ModelCard"]
 
@@ -75,7 +75,7 @@ class ModelCard:
 
     def stamped(self, **changes) -> "ModelCard":
         """A copy with ``changes`` applied and the creation time set to now (UTC)."""
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = utc_seconds()
         return replace(self, created=now, vo_clip_version=__version__, **changes)
 
     def summary(self) -> dict:

@@ -21,7 +21,6 @@ import os
 import shutil
 import sqlite3
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ArchiveError, IndexMismatchError, IndexMissingError
 from ..hashing import sha256_file
+from ..timestamps import utc_seconds
 from .catalog import Catalog
 
 __all__ = ["EmbeddingIndex", "IndexBuild", "IndexManifest", "build_index"]
@@ -191,7 +191,7 @@ def _write_manifest(root: Path, archive, model) -> None:
                  "fingerprint": archive.fingerprint},
         count=len(archive),
         embed_dim=model.embed_dim,
-        created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created=utc_seconds(),
     )
     (root / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
 

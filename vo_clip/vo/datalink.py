@@ -25,7 +25,7 @@ from xml.sax.saxutils import quoteattr
 
 from .faults import DALIFault, NotFoundFault, UsageFault
 from .ranked import adql_string, ranked_adql
-from .votable import Field
+from .votable import Field, escape_text
 
 __all__ = [
     "DATALINK_CONTENT_TYPE",
@@ -205,16 +205,12 @@ def _param(name: str, value: str, *, datatype: str = "char", ref: str | None = N
            maximum: str | None = None) -> str:
     arraysize = ' arraysize="*"' if datatype == "char" else ""
     ref_attr = f" ref={quoteattr(ref)}" if ref else ""
-    inner = f"<DESCRIPTION>{_text(description)}</DESCRIPTION>" if description else ""
+    inner = f"<DESCRIPTION>{escape_text(description)}</DESCRIPTION>" if description else ""
     if minimum is not None or maximum is not None:
         inner += ("<VALUES>" + (f'<MIN value="{minimum}"/>' if minimum is not None else "")
                   + (f'<MAX value="{maximum}"/>' if maximum is not None else "") + "</VALUES>")
     return (f"<PARAM name={quoteattr(name)} datatype={quoteattr(datatype)}{arraysize}"
             f" value={quoteattr(value)}{ref_attr}>{inner}</PARAM>")
-
-
-def _text(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def service_descriptor(resource_id: str, name: str, description: str, access_url: str, *,
@@ -229,7 +225,7 @@ def service_descriptor(resource_id: str, name: str, description: str, access_url
         inputs.append(_param("TOP", str(top), datatype="int", minimum="1", maximum="1000",
                              description="How many rows to return"))
     return (f'<RESOURCE type="meta" utype="adhoc:service" ID={quoteattr(resource_id)} '
-            f"name={quoteattr(name)}>\n<DESCRIPTION>{_text(description)}</DESCRIPTION>\n"
+            f"name={quoteattr(name)}>\n<DESCRIPTION>{escape_text(description)}</DESCRIPTION>\n"
             + "\n".join(params) + '\n<GROUP name="inputParams">\n' + "\n".join(inputs)
             + "\n</GROUP>\n</RESOURCE>\n")
 

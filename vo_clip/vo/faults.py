@@ -3,8 +3,9 @@
 Every error the VO layer raises is one of these: the message says what is wrong and
 names the offending value; ``status`` is the HTTP status a synchronous endpoint answers
 with; ``parameter`` names the request parameter at fault, when one is. The service
-renders them once, at its edge, as a VOTable error document (QUERY_STATUS=ERROR) or a
-DataLink error row (``str(fault)`` is the ``Fault: detail`` text DataLink asks for).
+renders them at its edge, as a VOTable error document (QUERY_STATUS=ERROR), a DataLink
+error row, or on the UWS job resources a text/plain line (:meth:`DALIFault.vo_text`
+is the ``Fault: detail`` text DataLink and UWS ask for).
 """
 
 from __future__ import annotations

@@ -85,13 +85,18 @@ def _fits_image(data: bytes, name: str) -> Image.Image:
 
 
 def _stretch(pixels: np.ndarray) -> np.ndarray:
-    """8-bit display values: 0.5–99.5 percentile limits, then asinh (FITS row 1 is last)."""
-    finite = pixels[np.isfinite(pixels)]
-    if finite.size == 0:
+    """8-bit display values: 0.5–99.5 percentile limits, then asinh; NaN is black.
+
+    ``AsinhStretch(a=0.1)`` is ``asinh(10 x) / asinh(10)``: close to linear over the
+    faintest tenth of the range, logarithmic above, so faint structure and bright
+    stars both show, as in the archive's asinh-stretched previews.
+    """
+    from astropy.visualization import AsinhStretch, PercentileInterval
+
+    if not np.isfinite(pixels).any():
         return np.zeros(pixels.shape, dtype=np.uint8)
-    low, high = np.percentile(finite, [0.5, 99.5])
-    scaled = np.clip((np.nan_to_num(pixels, nan=low) - low) / max(high - low, 1e-12), 0, 1)
-    return np.round(255 * np.arcsinh(10 * scaled) / np.arcsinh(10)).astype(np.uint8)
+    display = (AsinhStretch(a=0.1) + PercentileInterval(99.0))(pixels)
+    return np.round(255 * np.nan_to_num(display, nan=0.0)).astype(np.uint8)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,13 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
+from ..timestamps import SECONDS_FORMAT as _STAMP
+from ..timestamps import utc_seconds as _stamp
 from .registry import Record, dublin_core
+from .xmldoc import serialize
+from .xmldoc import sub as _sub
 
 __all__ = [
     "ERROR_CODES",
@@ -86,7 +90,6 @@ _ECHO_PATTERNS = {
 }
 _DAY = re.compile(r"\d{4}-\d\d-\d\d")
 _SECOND = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-_STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 
 class OaiError(Exception):
@@ -205,20 +208,7 @@ def _document(base_url: str, now: datetime, echo: dict[str, str],
     _sub(root, "oai:responseDate", _stamp(now))
     _sub(root, "oai:request", base_url, **echo)
     root.extend(children)
-    ET.indent(root, space=" ")
-    body = ET.tostring(root, encoding="unicode")
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n").encode("utf-8")
-
-
-def _sub(parent: ET.Element, tag: str, text: object = None, **attrs: str) -> ET.Element:
-    element = ET.SubElement(parent, tag, attrs)
-    if text is not None:
-        element.text = str(text)
-    return element
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime(_STAMP)
+    return serialize(root)
 
 
 def _echo(verb: str | None, arguments: Mapping[str, str]) -> dict[str, str]:
@@ -283,7 +273,7 @@ def _date(name: str, value: str, *, end_of_day: bool) -> tuple[str, str]:
         raise OaiError("badArgument", f"{name} {value!r} is not a date") from None
     if granularity == "day" and end_of_day:
         moment += timedelta(days=1, seconds=-1)
-    return moment.strftime(_STAMP), granularity
+    return _stamp(moment), granularity
 
 
 def _list_query(verb: str, arguments: Mapping[str, str], repository: Repository,

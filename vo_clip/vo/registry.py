@@ -49,13 +49,16 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from ..config import Config
 from ..errors import VoClipError
+from ..timestamps import SECONDS_FORMAT, utc_seconds
 from .datalink import DATALINK_CONTENT_TYPE, DATALINK_STANDARD_ID
 from .schema import published_tables
 from .vosi import TapLimits, capabilities_xml, tableset_xml
+from .xmldoc import serialize
+from .xmldoc import sub as _sub
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -174,13 +177,13 @@ def identity(config: Config, base_url: str | None = None) -> Identity:
 
 def _timestamp(name: str, value: str) -> str:
     try:
-        moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+        moment = datetime.strptime(value, SECONDS_FORMAT)
     except (TypeError, ValueError):
         moment = None
     if moment is None or not _TIMESTAMP.fullmatch(value):
         raise VoClipError(f"{name} {value!r} is not a UTC timestamp",
                           hint="write it as YYYY-MM-DDThh:mm:ssZ, e.g. 2026-11-22T00:00:00Z")
-    return moment.replace(tzinfo=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_seconds(moment)
 
 
 # -- records ----------------------------------------------------------------------------
@@ -210,10 +213,7 @@ class Record:
 
     def to_xml(self) -> bytes:
         """The record as a standalone UTF-8 document with an XML declaration."""
-        root = self.element()
-        ET.indent(root, space=" ")
-        body = ET.tostring(root, encoding="unicode")
-        return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n").encode("utf-8")
+        return serialize(self.element())
 
 
 def deployment_records(config: Config, base_url: str | None = None) -> tuple[Record, ...]:
@@ -249,13 +249,6 @@ def _resource(ident: Identity, xsi_type: str, title: str) -> ET.Element:
     root = ET.Element("ri:Resource", attrs)
     _sub(root, "title", title)
     return root
-
-
-def _sub(parent: ET.Element, tag: str, text: object = None, **attrs: str) -> ET.Element:
-    element = ET.SubElement(parent, tag, attrs)
-    if text is not None:
-        element.text = str(text)
-    return element
 
 
 def _curation(root: ET.Element, ident: Identity) -> None:

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .faults import DALIFault, NotFoundFault, TransientFault, UsageFault
+from .xmldoc import sub
 
 __all__ = [
     "ABORTED",
@@ -769,12 +770,6 @@ def parse_datetime(text: str, parameter: str | None = None) -> datetime:
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def _text(value: str) -> str:
-    """``value`` with the characters XML 1.0 cannot carry replaced by U+FFFD."""
-    return _NOT_XML.sub("\ufffd", value)
 
 
 def _root(name: str) -> ET.Element:
@@ -784,10 +779,7 @@ def _root(name: str) -> ET.Element:
 
 
 def _child(parent: ET.Element, name: str, text: str | None = None, **attrs) -> ET.Element:
-    element = ET.SubElement(parent, f"uws:{name}", {k: _text(v) for k, v in attrs.items()})
-    if text is not None:
-        element.text = _text(text)
-    return element
+    return sub(parent, f"uws:{name}", text, **attrs)
 
 
 def _time_child(parent: ET.Element, name: str, when: datetime | None) -> None:

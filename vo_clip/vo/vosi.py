@@ -25,11 +25,14 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
+from ..timestamps import utc_seconds
 from .formats import FORMATS, OutputFormat
 from .schema import SCHEMA_DESCRIPTIONS, ForeignKey, TapColumn, TapTable
 from .tap_schema import adql_column_name
+from .xmldoc import serialize as _serialize
+from .xmldoc import sub as _sub
 
 __all__ = [
     "ADQL_GEOMETRY",
@@ -120,24 +123,10 @@ def _root(tag: str, vosi: str, *prefixes: str) -> ET.Element:
     return ET.Element(tag, declared)
 
 
-def _sub(parent: ET.Element, tag: str, text: object = None, **attrs: str) -> ET.Element:
-    """Append ``<tag attrs>text</tag>`` to ``parent``."""
-    element = ET.SubElement(parent, tag, attrs)
-    if text is not None:
-        element.text = str(text)
-    return element
-
-
 def _opt(parent: ET.Element, tag: str, text: str | None) -> None:
     """Append ``<tag>text</tag>`` unless ``text`` is empty (VODataService omits those)."""
     if text:
         _sub(parent, tag, text)
-
-
-def _serialize(root: ET.Element) -> bytes:
-    ET.indent(root, space=" ")
-    body = ET.tostring(root, encoding="unicode")
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n").encode("utf-8")
 
 
 # -- capabilities -----------------------------------------------------------------------
@@ -260,13 +249,6 @@ def capabilities_xml(base_url: str, *, udfs: Sequence[Udf], geometry: Sequence[s
 
 # -- availability -----------------------------------------------------------------------
 
-def _utc(moment: datetime) -> str:
-    """``moment`` as an xs:dateTime in UTC ending in Z (a naive one is taken as UTC)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def availability_xml(available: bool, *, up_since: datetime | None = None,
                      note: str | None = None) -> bytes:
     """The VOSI availability document of ``/tap/availability`` (VOSI 1.1 §2.2).
@@ -288,7 +270,7 @@ def availability_xml(available: bool, *, up_since: datetime | None = None,
     root = _root("vosi:availability", _VOSI_AVAILABILITY)
     _sub(root, "vosi:available", "true" if available else "false")
     if up_since is not None:
-        _sub(root, "vosi:upSince", _utc(up_since))
+        _sub(root, "vosi:upSince", utc_seconds(up_since))
     if note:
         _sub(root, "vosi:note", note)
     return _serialize(root)

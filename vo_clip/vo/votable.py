@@ -35,12 +35,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .xmldoc import XML_FORBIDDEN
+
 if TYPE_CHECKING:
     from astropy.table import Column, Table
 
 __all__ = [
     "Field",
     "error_votable",
+    "escape_text",
     "table_to_votable",
     "votable_bytes",
     "write_delimited",
@@ -70,9 +73,8 @@ _STRUCT_CODE = {"unsignedByte": "B", "short": "h", "int": "i", "long": "q",
 # array cannot be empty and integers have no NaN
 _INT_NULL = {"unsignedByte": 255, "short": -(2**15), "int": -(2**31), "long": -(2**63)}
 
-_ILLEGAL_XML = "\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"
-_TEXT_SPECIAL = re.compile(f"[&<>\r{_ILLEGAL_XML}]")
-_ATTR_SPECIAL = re.compile(f"[&<>\"\t\n\r{_ILLEGAL_XML}]")
+_TEXT_SPECIAL = re.compile(f"[&<>\r{XML_FORBIDDEN}]")
+_ATTR_SPECIAL = re.compile(f"[&<>\"\t\n\r{XML_FORBIDDEN}]")
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
              "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
 _CSV_SPECIAL_BASE = '"\r\n'
@@ -113,7 +115,7 @@ def _entity(match: re.Match) -> str:
     return _ENTITIES.get(match.group(), "\ufffd")
 
 
-def _escape_text(text: str) -> str:
+def escape_text(text: str) -> str:
     """Element content: escape markup, keep CR, replace characters XML 1.0 forbids."""
     return _TEXT_SPECIAL.sub(_entity, text) if _TEXT_SPECIAL.search(text) else text
 
@@ -139,7 +141,7 @@ def _field_xml(field: Field) -> str:
                     ("unit", field.unit), ("ucd", field.ucd), ("utype", field.utype)])
     content = ""
     if field.description:
-        content = f"<DESCRIPTION>{_escape_text(field.description)}</DESCRIPTION>"
+        content = f"<DESCRIPTION>{escape_text(field.description)}</DESCRIPTION>"
     if _int_array_null(field) is not None:
         content += f'<VALUES null="{_int_array_null(field)}"/>'
     return f"<FIELD{attrs}>{content}</FIELD>\n" if content else f"<FIELD{attrs}/>\n"
@@ -378,7 +380,7 @@ def _table_head(fields: Sequence[Field], table_name: str | None,
                 description: str | None) -> str:
     parts = [f"<TABLE{_attrs([('name', table_name)])}>\n"]
     if description:
-        parts.append(f"<DESCRIPTION>{_escape_text(description)}</DESCRIPTION>\n")
+        parts.append(f"<DESCRIPTION>{escape_text(description)}</DESCRIPTION>\n")
     parts.extend(_field_xml(f) for f in fields)
     return "".join(parts)
 
@@ -423,7 +425,7 @@ def write_votable(fields: Sequence[Field], rows: Iterable[Sequence], *, status: 
     """
     fields = list(fields)
     if serialization == "TABLEDATA":
-        body = _tabledata_body([_text_converter(f, _escape_text) for f in fields], rows)
+        body = _tabledata_body([_text_converter(f, escape_text) for f in fields], rows)
         open_data, close_data = "<DATA><TABLEDATA>\n", "</TABLEDATA></DATA>\n"
     elif serialization == "BINARY2":
         body = _binary2_body([_binary_encoder(f) for f in fields], rows)
@@ -480,7 +482,7 @@ def error_votable(message: str, *, infos: Sequence[tuple[str, str]] = ()) -> byt
     """
     text = str(message) if message is not None and str(message).strip() else "unknown error"
     return "".join([
-        _XML_HEAD, f'<INFO name="QUERY_STATUS" value="ERROR">{_escape_text(text)}</INFO>\n',
+        _XML_HEAD, f'<INFO name="QUERY_STATUS" value="ERROR">{escape_text(text)}</INFO>\n',
         *(_info(n, v) for n, v in infos), "</RESOURCE>\n</VOTABLE>\n",
     ]).encode("utf-8")
 
