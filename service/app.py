@@ -21,7 +21,7 @@ from vo_clip.errors import VoClipError
 from vo_clip.search.index import EmbeddingIndex
 from vo_clip.vo.faults import DALIFault, FatalFault, TransientFault, UsageFault
 from vo_clip.vo.image_query import MAX_IMAGE_BYTES
-from vo_clip.vo.uws import JobManager, JobOutput
+from vo_clip.vo.uws import JobManager, JobOutput, UwsLimits
 from vo_clip.vo.votable import error_votable
 
 from . import datalink, oai, observations, tap, uws, web
@@ -58,7 +58,21 @@ def create_app(config: Config | None = None, test_config: dict | None = None) ->
     app.register_blueprint(web.bp)  # the search page at "/", its assets at /assets/
     _register_basics(app, config)
     _register_error_handlers(app)
+    if config.proxy_fix:
+        _trust_proxies(app, config.proxy_fix)
     return app
+
+
+def _trust_proxies(app: Flask, hops: int) -> None:
+    """Honour ``X-Forwarded-For/-Proto/-Host/-Port/-Prefix`` from ``hops`` proxies.
+
+    Off by default: without a proxy that sets them, these headers come from the
+    client, and would let any client choose the host that URLs name.
+    """
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
+                            x_port=hops, x_prefix=hops)
 
 
 def _lazy_tap_service(config: Config):
@@ -84,8 +98,10 @@ def _job_manager(app: Flask, config: Config) -> JobManager:
     """Async TAP jobs, kept under ``home/jobs/<index name>`` so they survive restarts."""
     tap_service = app.extensions["vo_clip.tap"]
 
-    def run_query(parameters: dict[str, str], deadline: float, cancelled) -> JobOutput:
-        base = config.base_url or app.extensions.get("vo_clip.request_base", "")
+    def run_query(parameters: dict[str, str], deadline: float, cancelled,
+                  created_through: str | None) -> JobOutput:
+        # The job's URLs name the root its creator used (service.urls.job_base_url).
+        base = config.base_url or created_through or ""
         try:
             result = tap_service().execute(parameters, base_url=base.rstrip("/"),
                                            deadline=deadline, cancelled=cancelled)
@@ -95,7 +111,9 @@ def _job_manager(app: Flask, config: Config) -> JobManager:
             raise UsageFault(error.message, error.hint) from None
         return JobOutput(b"".join(result.render()), result.format.mime)
 
-    return JobManager(config.home / "jobs" / config.index_dir.name, run_query)
+    limits = UwsLimits(wait_max=config.wait_max, blocking_waits=config.blocking_waits
+                       or max(1, config.threads // 2))
+    return JobManager(config.home / "jobs" / config.index_dir.name, run_query, limits)
 
 
 def _register_basics(app: Flask, config: Config) -> None:
@@ -113,11 +131,6 @@ def _register_basics(app: Flask, config: Config) -> None:
     def metrics():
         """Median and 95th-percentile latency of each query stage."""
         return jsonify(app.extensions["vo_clip.metrics"].summary())
-
-    @app.before_request
-    def remember_host():
-        # Async jobs run outside any request; they name URLs after the last host seen.
-        app.extensions["vo_clip.request_base"] = request.url_root.rstrip("/")
 
     @app.after_request
     def software_header(response):
