@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from vo_clip import __version__
 from vo_clip.config import Config
 from vo_clip.errors import VoClipError
-from vo_clip.search.index import EmbeddingIndex
+from vo_clip.vo.damage import damage_fault
 from vo_clip.vo.faults import DALIFault, FatalFault, TransientFault, UsageFault
 from vo_clip.vo.image_query import MAX_IMAGE_BYTES
 from vo_clip.vo.uws import JobManager, JobOutput, UwsLimits
@@ -107,8 +107,13 @@ def _job_manager(app: Flask, config: Config) -> JobManager:
                                            deadline=deadline, cancelled=cancelled)
         except DALIFault:
             raise
-        except VoClipError as error:  # a library error about the request: the job's fault
-            raise UsageFault(error.message, error.hint) from None
+        except Exception as error:
+            fault = damage_fault(error)  # the service's data is damaged: not the job's fault
+            if fault is not None:
+                raise fault from None
+            if isinstance(error, VoClipError):  # a library error about the request
+                raise UsageFault(error.message, error.hint) from None
+            raise
         return JobOutput(b"".join(result.render()), result.format.mime)
 
     limits = UwsLimits(wait_max=config.wait_max, blocking_waits=config.blocking_waits
@@ -119,11 +124,19 @@ def _job_manager(app: Flask, config: Config) -> JobManager:
 def _register_basics(app: Flask, config: Config) -> None:
     @app.get("/health")
     def health():
-        """Liveness plus what is being served; 503 when the index cannot be opened."""
+        """What is being served; 503 unless the index opens and a tiny query runs on it.
+
+        The same check as VOSI availability, so "ok" means TAP, DataLink and the
+        previews can answer, not only that the process is alive.
+        """
         try:
-            manifest = EmbeddingIndex.open(config.index_dir).manifest
-        except VoClipError as exc:
-            return jsonify(status="unavailable", version=__version__, reason=str(exc)), 503
+            service = app.extensions["vo_clip.tap"]()
+        except DALIFault as fault:
+            return jsonify(status="unavailable", version=__version__, reason=str(fault)), 503
+        available, note = service.available()
+        if not available:
+            return jsonify(status="unavailable", version=__version__, reason=note), 503
+        manifest = service.index.manifest
         return jsonify(status="ok", version=__version__, observations=manifest.count,
                        model=manifest.model["name"], archive=manifest.archive["name"])
 
@@ -146,8 +159,8 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(VoClipError)
     def library_error(error: VoClipError):
-        fault = UsageFault(error.message, error.hint)
-        return Response(error_votable(str(fault)), status=400, mimetype=VOTABLE)
+        fault = damage_fault(error) or UsageFault(error.message, error.hint)
+        return Response(error_votable(str(fault)), status=fault.status, mimetype=VOTABLE)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -158,6 +171,8 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
-        log.exception("unexpected error serving %s", request.path)
-        fault = FatalFault("internal error; the service log has the details")
-        return Response(error_votable(str(fault)), status=500, mimetype=VOTABLE)
+        fault = damage_fault(error)  # a damaged index is named, and logged, as such
+        if fault is None:
+            log.exception("unexpected error serving %s", request.path)
+            fault = FatalFault("internal error; the service log has the details")
+        return Response(error_votable(str(fault)), status=fault.status, mimetype=VOTABLE)
