@@ -20,10 +20,10 @@ from werkzeug.exceptions import HTTPException
 from vo_clip import __version__
 from vo_clip.config import Config
 from vo_clip.errors import VoClipError
-from vo_clip.search.index import EmbeddingIndex
+from vo_clip.vo.damage import damage_fault
 from vo_clip.vo.faults import DALIFault, FatalFault, TransientFault, UsageFault
 from vo_clip.vo.image_query import MAX_IMAGE_BYTES
-from vo_clip.vo.uws import JobManager, JobOutput
+from vo_clip.vo.uws import JobManager, JobOutput, UwsLimits
 from vo_clip.vo.votable import error_votable
 
 from . import datalink, oai, observations, tap, uws, web
@@ -60,7 +60,21 @@ def create_app(config: Config | None = None, test_config: dict | None = None) ->
     app.register_blueprint(web.bp)  # the search page at "/", its assets at /assets/
     _register_basics(app, config)
     _register_error_handlers(app)
+    if config.proxy_fix:
+        _trust_proxies(app, config.proxy_fix)
     return app
+
+
+def _trust_proxies(app: Flask, hops: int) -> None:
+    """Honour ``X-Forwarded-For/-Proto/-Host/-Port/-Prefix`` from ``hops`` proxies.
+
+    Off by default: without a proxy that sets them, these headers come from the
+    client, and would let any client choose the host that URLs name.
+    """
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
+                            x_port=hops, x_prefix=hops)
 
 
 def _lazy_tap_service(config: Config):
@@ -86,28 +100,45 @@ def _job_manager(app: Flask, config: Config) -> JobManager:
     """Async TAP jobs, kept under ``home/jobs/<index name>`` so they survive restarts."""
     tap_service = app.extensions["vo_clip.tap"]
 
-    def run_query(parameters: dict[str, str], deadline: float, cancelled) -> JobOutput:
-        base = config.base_url or app.extensions.get("vo_clip.request_base", "")
+    def run_query(parameters: dict[str, str], deadline: float, cancelled,
+                  created_through: str | None) -> JobOutput:
+        # The job's URLs name the root its creator used (service.urls.job_base_url).
+        base = config.base_url or created_through or ""
         try:
             result = tap_service().execute(parameters, base_url=base.rstrip("/"),
                                            deadline=deadline, cancelled=cancelled)
         except DALIFault:
             raise
-        except VoClipError as error:  # a library error about the request: the job's fault
-            raise UsageFault(error.message, error.hint) from None
+        except Exception as error:
+            fault = damage_fault(error)  # the service's data is damaged: not the job's fault
+            if fault is not None:
+                raise fault from None
+            if isinstance(error, VoClipError):  # a library error about the request
+                raise UsageFault(error.message, error.hint) from None
+            raise
         return JobOutput(b"".join(result.render()), result.format.mime)
 
-    return JobManager(config.home / "jobs" / config.index_dir.name, run_query)
+    limits = UwsLimits(wait_max=config.wait_max, blocking_waits=config.blocking_waits
+                       or max(1, config.threads // 2))
+    return JobManager(config.home / "jobs" / config.index_dir.name, run_query, limits)
 
 
 def _register_basics(app: Flask, config: Config) -> None:
     @app.get("/health")
     def health():
-        """Liveness plus what is being served; 503 when the index cannot be opened."""
+        """What is being served; 503 unless the index opens and a tiny query runs on it.
+
+        The same check as VOSI availability, so "ok" means TAP, DataLink and the
+        previews can answer, not only that the process is alive.
+        """
         try:
-            manifest = EmbeddingIndex.open(config.index_dir).manifest
-        except VoClipError as exc:
-            return jsonify(status="unavailable", version=__version__, reason=str(exc)), 503
+            service = app.extensions["vo_clip.tap"]()
+        except DALIFault as fault:
+            return jsonify(status="unavailable", version=__version__, reason=str(fault)), 503
+        available, note = service.available()
+        if not available:
+            return jsonify(status="unavailable", version=__version__, reason=note), 503
+        manifest = service.index.manifest
         return jsonify(status="ok", version=__version__, observations=manifest.count,
                        model=manifest.model["name"], archive=manifest.archive["name"])
 
@@ -115,11 +146,6 @@ def _register_basics(app: Flask, config: Config) -> None:
     def metrics():
         """Median and 95th-percentile latency of each query stage."""
         return jsonify(app.extensions["vo_clip.metrics"].summary())
-
-    @app.before_request
-    def remember_host():
-        # Async jobs run outside any request; they name URLs after the last host seen.
-        app.extensions["vo_clip.request_base"] = request.url_root.rstrip("/")
 
     @app.after_request
     def software_header(response):
@@ -135,7 +161,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(VoClipError)
     def library_error(error: VoClipError):
-        return vo_fault(UsageFault(error.message, error.hint))
+        return vo_fault(damage_fault(error) or UsageFault(error.message, error.hint))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -146,5 +172,8 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
-        log.exception("unexpected error serving %s", request.path)
-        return vo_fault(FatalFault("internal error; the service log has the details"))
+        fault = damage_fault(error)  # a damaged index is named, and logged, as such
+        if fault is None:
+            log.exception("unexpected error serving %s", request.path)
+            fault = FatalFault("internal error; the service log has the details")
+        return vo_fault(fault)

@@ -21,6 +21,7 @@ from vo_clip.vo.datalink import (
 from vo_clip.vo.faults import NotFoundFault, UsageFault
 from vo_clip.vo.votable import Field, write_votable
 
+from .client import client_gone
 from .params import request_params
 from .tap import tap_service
 from .urls import base_url
@@ -63,7 +64,7 @@ def similar():
     query = similar_adql(obs_id, _top(params, 10))
     result = tap_service().execute({"LANG": "ADQL", "QUERY": query,
                                     "RESPONSEFORMAT": params.get("RESPONSEFORMAT")},
-                                   base_url=base_url())
+                                   base_url=base_url(), cancelled=client_gone())
     return Response(result.render(), mimetype=result.format.mime)
 
 

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, render_template_string, request, send_fil
 from vo_clip.vo.faults import NotFoundFault, UsageFault
 from vo_clip.vo.image_query import UPLOAD_KEY, ImageQuery, read_query_image
 
+from .client import client_gone
 from .params import request_params
 from .tap import tap_service
 from .urls import base_url
@@ -81,7 +82,8 @@ def search_image():
     vector = service.encode_image(image)
     result = service.execute({"LANG": "ADQL", "QUERY": query.adql(),
                               "RESPONSEFORMAT": params.get("RESPONSEFORMAT")},
-                             base_url=base_url(), query_vectors={UPLOAD_KEY: vector})
+                             base_url=base_url(), cancelled=client_gone(),
+                             query_vectors={UPLOAD_KEY: vector})
     return Response(result.render(), mimetype=result.format.mime)
 
 

@@ -15,7 +15,7 @@ from vo_clip.vo import uws
 from vo_clip.vo.faults import DALIFault, NotFoundFault, UsageFault
 
 from .params import request_params
-from .urls import tap_url
+from .urls import base_url, job_base_url, tap_url
 
 __all__ = ["bp"]
 
@@ -27,7 +27,13 @@ def _manager() -> uws.JobManager:
 
 
 def _jobs_url() -> str:
+    """The job list as the current request names it (where redirects send the client)."""
     return tap_url() + "/async"
+
+
+def _job_jobs_url(job: uws.Job) -> str:
+    """The job list as the job's creator named it: the job's own URLs hang off it."""
+    return job_base_url(job.base_url) + "/tap/async"
 
 
 def _xml(document: bytes) -> Response:
@@ -91,15 +97,34 @@ def job_list():
         phases=phases,
         after=uws.parse_datetime(after, "AFTER") if after is not None else None,
         last=_int_param(params, "LAST"))
-    return _xml(uws.jobs_xml(jobs, _jobs_url()))
+    return _xml(uws.jobs_xml(jobs, _job_jobs_url))
 
 
 @bp.post("")
 def create_job():
-    """A new PENDING job with every parameter posted; ``PHASE=RUN`` starts it."""
+    """A new PENDING job with every parameter posted; ``PHASE=RUN`` starts it.
+
+    ``EXECUTIONDURATION`` and ``DESTRUCTION`` given at creation set the job's own
+    (UWS 1.1 §2.2.3.1), capped as when posted later; they are checked first, so a
+    bad value creates no job.
+    """
     params = request_params().single_valued()
     action = _phase_action(params.pop("PHASE", None))
-    job = _manager().create(params)
+    duration = _int_param(params, "EXECUTIONDURATION")
+    if duration is not None and duration < 0:
+        raise UsageFault(f"EXECUTIONDURATION must be ≥ 0 s, not {duration}",
+                         parameter="EXECUTIONDURATION")
+    destruction = params.get("DESTRUCTION")
+    destruction = None if destruction is None else uws.parse_datetime(destruction,
+                                                                      "DESTRUCTION")
+    params.pop("EXECUTIONDURATION", None)
+    params.pop("DESTRUCTION", None)
+    manager = _manager()
+    job = manager.create(params, base_url=base_url())
+    if duration is not None:
+        manager.set_execution_duration(job.job_id, duration)
+    if destruction is not None:
+        manager.set_destruction(job.job_id, destruction)
     _apply_phase(job.job_id, action)
     return _to_job(job.job_id)
 
@@ -116,7 +141,7 @@ def job(job_id: str):
     else:
         phase = params.get("PHASE")
         found = _manager().wait(job_id, wait, phase.strip().upper() if phase else None)
-    return _xml(uws.job_xml(found, _jobs_url()))
+    return _xml(uws.job_xml(found, _job_jobs_url))
 
 
 @bp.delete("/<job_id>")
@@ -210,7 +235,7 @@ def parameters(job_id: str):
 @bp.get("/<job_id>/results")
 def results(job_id: str):
     """``uws:results``: one ``result`` link once the job is COMPLETED."""
-    return _xml(uws.results_xml(_manager().get(job_id), _jobs_url()))
+    return _xml(uws.results_xml(_manager().get(job_id), _job_jobs_url))
 
 
 @bp.get("/<job_id>/results/result")

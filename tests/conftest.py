@@ -146,12 +146,17 @@ def tiny_index(tiny_archive, tiny_model_path, tmp_path_factory) -> Path:
 
 
 @contextmanager
-def live_server(app, threads: int = 6):
-    """Serve ``app`` with waitress on a free loopback port; yields the base URL."""
-    from waitress.server import create_server
+def live_server(app, threads: int | None = None):
+    """Serve ``app`` on a free loopback port as `vo-clip serve` does; yields the base URL.
 
-    server = create_server(app, host="127.0.0.1", port=0, threads=threads,
-                           ident="vo_clip/test")
+    The server's options come from the app's configuration (see ``service.server``);
+    ``threads`` replaces its ``threads`` setting.
+    """
+    from service.server import create_server
+
+    config = app.extensions["vo_clip.config"]
+    server = create_server(app, config, host="127.0.0.1", port=0,
+                           threads=threads or config.threads, ident="vo_clip/test")
     stopping = threading.Event()
 
     def serve():

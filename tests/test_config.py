@@ -50,3 +50,17 @@ def test_bad_files_are_named(tmp_path, text, match):
 def test_missing_file(tmp_path):
     with pytest.raises(VoClipError, match="cannot read configuration file"):
         Config.load(file=tmp_path / "nope.toml", env={})
+
+
+def test_server_settings_are_whole_numbers_from_any_source(tmp_path):
+    file = tmp_path / "serve.toml"
+    file.write_text("threads = 3\nchannel_timeout = 12\n")
+    env = {"VO_CLIP_HOME": str(tmp_path), "VO_CLIP_PROXY_FIX": "1",
+           "VO_CLIP_BLOCKING_WAITS": "2", "VO_CLIP_WAIT_MAX": "0"}
+    config = Config.load(file=file, env=env)
+    assert (config.threads, config.channel_timeout, config.proxy_fix, config.blocking_waits,
+            config.wait_max, config.connection_limit) == (3, 12, 1, 2, 0, 1000)
+    for name, value in [("threads", "0"), ("connection_limit", "-5"), ("proxy_fix", "-1"),
+                        ("channel_timeout", "soon"), ("threads", 2.5)]:
+        with pytest.raises(VoClipError, match=f"setting {name} cannot be"):
+            Config.load(env={"VO_CLIP_HOME": str(tmp_path)}, **{name: value})

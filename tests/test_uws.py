@@ -37,7 +37,7 @@ NS = {"uws": uws.UWS_NS, "xlink": "http://www.w3.org/1999/xlink",
 BASE = "http://localhost/tap/async"
 
 
-def fake_execute(params, deadline, cancelled):
+def fake_execute(params, deadline, cancelled, base_url=None):
     query = params.get("QUERY", "")
     if query == "BAD":
         raise UsageFault("cannot parse the query BAD")

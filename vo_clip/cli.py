@@ -439,8 +439,9 @@ def info(config: Config, as_json):
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on (0.0.0.0 for all).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1),
-              help="Worker threads answering requests at once.")
+@click.option("--threads", type=click.IntRange(1),
+              help="Worker threads answering requests at once (default: the threads "
+                   "setting, 8).")
 @click.option("--base-url", default=None,
               help="Public URL of the service when behind a proxy (default: the URL each "
                    "request was sent to); also $VO_CLIP_BASE_URL.")
@@ -450,20 +451,18 @@ def serve(config: Config, host, port, threads, base_url):
 
     Point TOPCAT's TAP window or pyvo.dal.TAPService at http://HOST:PORT/tap.
     """
-    import waitress
-
     from service.app import create_app
+    from service.server import create_server
 
     from .workspace import ensure_index
 
-    config = _with(config, base_url=base_url)
+    config = _with(config, base_url=base_url, threads=threads)
     ensure_index(config, notify=_notify)  # the first run builds the demo index here
     app = create_app(config)
     _notify("loading the model")
     app.extensions["vo_clip.tap"]().warm()  # the first similarity query is then fast
     try:
-        server = waitress.create_server(app, host=host, port=port, threads=threads,
-                                        ident=f"vo_clip/{__version__}")
+        server = create_server(app, config, host=host, port=port)
     except OSError as exc:
         raise VoClipError(f"cannot listen on {host}:{port}: {exc.strerror}",
                           hint="choose another --port, or stop the program using it")

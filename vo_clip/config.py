@@ -89,6 +89,20 @@ class Config:
         Bump ``record_updated`` whenever the records change, so harvesters notice.
     oai_page_size : int
         Records per OAI-PMH response page; longer lists continue with resumption tokens.
+    threads : int
+        Requests the HTTP server answers at once (its worker threads).
+    connection_limit, channel_timeout, cleanup_interval : int
+        Open connections the server accepts, seconds an idle connection (sending no
+        request) is kept, and seconds between two closings of idle connections: idle
+        and half-open clients are dropped instead of starving the others.
+    wait_max : int
+        Cap in seconds of a UWS blocking ``WAIT`` (``WAIT=-1`` means this cap).
+    blocking_waits : int, optional
+        ``WAIT`` requests blocking at once (default: half the threads); above it a job
+        document is answered at once, so waiters never hold every thread.
+    proxy_fix : int
+        Trusted proxies in front of the service: ``X-Forwarded-*`` headers are honoured
+        for this many hops (Werkzeug's ProxyFix); 0 ignores them.
     """
 
     home: Path
@@ -121,6 +135,13 @@ class Config:
     record_created: str = "2026-11-22T00:00:00Z"
     record_updated: str | None = None
     oai_page_size: int = 50
+    threads: int = 8
+    connection_limit: int = 1000
+    channel_timeout: int = 30
+    cleanup_interval: int = 5
+    wait_max: int = 60
+    blocking_waits: int | None = None
+    proxy_fix: int = 0
 
     @property
     def archive_dir(self) -> Path:
@@ -162,6 +183,12 @@ class Config:
 #: Settings that hold a list: a TOML array, or a comma-separated string (environment).
 _LISTS = {"subjects": str, "content_level": str, "waveband": str, "coverage_temporal": float}
 _PATHS = {"home", "archive", "index"}
+#: Settings that hold a whole number (≥ 1 if in _POSITIVE, ≥ 0 else; the page size is
+#: checked where the records are made).
+_INTS = {"oai_page_size", "threads", "connection_limit", "channel_timeout",
+         "cleanup_interval", "wait_max", "blocking_waits", "proxy_fix"}
+_POSITIVE = {"threads", "connection_limit", "channel_timeout",
+             "cleanup_interval", "blocking_waits"}
 
 
 def _coerce(name: str, value: object) -> object:
@@ -178,8 +205,12 @@ def _coerce(name: str, value: object) -> object:
         if name in _LISTS:
             items = value.split(",") if isinstance(value, str) else value
             return tuple(_LISTS[name](str(item).strip()) for item in items if str(item).strip())
-        if name == "oai_page_size":
-            return int(value)
+        if name in _INTS and value is not None:
+            number = int(value)
+            if isinstance(value, float) or (name != "oai_page_size"
+                                            and number < (1 if name in _POSITIVE else 0)):
+                raise ValueError(value)
+            return number
     except (TypeError, ValueError):
         raise VoClipError(f"setting {name} cannot be {value!r}") from None
     return value

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "ArchiveError",
     "CheckpointError",
+    "IndexDamagedError",
     "IndexMismatchError",
     "IndexMissingError",
     "ModelUnavailableError",
@@ -54,6 +55,10 @@ class ModelUnavailableError(VoClipError):
 
 class IndexMissingError(VoClipError):
     """No index exists where one was expected."""
+
+
+class IndexDamagedError(VoClipError):
+    """A file of an index is truncated, garbage or unreadable; rebuilding it is the cure."""
 
 
 class IndexMismatchError(VoClipError):

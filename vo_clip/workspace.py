@@ -34,11 +34,17 @@ def _silent(message: str) -> None:
 def ensure_demo_archive(config: Config, *, progress: bool = True, notify=_silent):
     """The configured archive, generating the demo archive if it is the default.
 
-    ``notify`` receives one-line messages about slow first-use steps.
+    ``notify`` receives one-line messages about slow first-use steps. What a killed
+    build of the default archive left beside it is removed here, on every start.
     """
     from .archive import Archive
     from .archive.archive import OBSERVATIONS_FILE
 
+    if config.archive is None:
+        from .archive.demo import remove_abandoned_builds
+
+        for path in remove_abandoned_builds(config.archive_dir):
+            notify(f"removed {path}, left by an interrupted build of the demo archive")
     if config.archive is None and not (config.archive_dir / OBSERVATIONS_FILE).is_file():
         from .archive.demo import build_demo_archive
         from .archive.demo.generator import estimated_build_seconds

@@ -13,6 +13,7 @@ read-only once the catalog is built.
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -96,6 +97,43 @@ class Catalog:
 
     def __len__(self) -> int:
         return self._db.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
+
+    def file_problem(self) -> str | None:
+        """What is wrong with the database file itself (truncated, not SQLite), or None.
+
+        SQLite serves pages it has cached and may read a truncated file's missing end
+        as empty pages; the header says how long the file must be (when its size field
+        is current: SQLite file format §1.3.8), so a truncation shows without a query.
+        """
+        try:
+            with open(self.path, "rb") as db:
+                header = db.read(100)
+                size = os.fstat(db.fileno()).st_size
+        except OSError as exc:
+            return exc.strerror or str(exc)
+        if size == 0:
+            return "it is empty (0 bytes)"
+        if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+            return "it is not an SQLite database"
+        page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(header[28:32], "big")
+        size_is_current = header[24:28] == header[92:96]
+        if size_is_current and pages and size < pages * page_size:
+            return f"it is truncated ({size} bytes of {pages * page_size})"
+        return None
+
+    def last_row(self) -> int | None:
+        """The largest row index (one B-tree descent); None for no rows or no table.
+
+        Raises
+        ------
+        sqlite3.Error
+            If the file is not a database or is damaged where the last row lives.
+        """
+        if not self.columns:
+            return None
+        return self._db.execute(f"SELECT MAX(row_index) FROM {TABLE}").fetchone()[0]
 
     def row_of(self, obs_id: str) -> int:
         """The row index of ``obs_id``.

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..errors import ArchiveError, IndexMismatchError, IndexMissingError
+from ..errors import ArchiveError, IndexDamagedError, IndexMismatchError, IndexMissingError
 from ..hashing import sha256_file
 from ..timestamps import utc_seconds
 from .catalog import Catalog
@@ -70,22 +70,86 @@ class EmbeddingIndex:
     def open(cls, root: str | os.PathLike) -> "EmbeddingIndex":
         """Open the index in ``root`` without loading the embeddings into memory.
 
+        Each file is checked enough to be trusted: the manifest parses, the embeddings
+        file holds the matrix it announces, the catalog is a database whose last row is
+        the manifest's last observation. A file that fails names itself in the error.
+
         Raises
         ------
         IndexMissingError
-            If ``root`` holds no complete index.
+            If ``root`` holds no index at all.
+        IndexDamagedError
+            If one of its files is missing, truncated, garbage or unreadable.
         """
         root = Path(root).expanduser()
-        if not all((root / name).is_file() for name in (MANIFEST, EMBEDDINGS, CATALOG)):
+        present = [name for name in (MANIFEST, EMBEDDINGS, CATALOG) if (root / name).exists()]
+        if not present:
             raise IndexMissingError(f"no index at {root}", hint="build one with 'vo-clip index'")
-        data = json.loads((root / MANIFEST).read_text())
-        manifest = IndexManifest(**data)
-        embeddings = np.load(root / EMBEDDINGS, mmap_mode="r")
+        for name in (MANIFEST, EMBEDDINGS, CATALOG):
+            if not (root / name).is_file():
+                raise _damaged(root, name, "it is missing" if name not in present
+                               else "it is not a file")
+        try:
+            manifest = IndexManifest(**json.loads((root / MANIFEST).read_text()))
+            if not isinstance(manifest.model.get("fingerprint"), str) or not all(
+                    isinstance(v, int) and v >= 0 for v in (manifest.count, manifest.embed_dim)):
+                raise ValueError("its model fingerprint, count or embed_dim is missing")
+        except OSError as exc:
+            raise _damaged(root, MANIFEST, exc.strerror) from None
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise _damaged(root, MANIFEST, f"it is not a valid manifest ({exc})") from None
+        try:
+            embeddings = np.load(root / EMBEDDINGS, mmap_mode="r", allow_pickle=False)
+        except OSError as exc:
+            raise _damaged(root, EMBEDDINGS, exc.strerror or str(exc)) from None
+        except (ValueError, EOFError) as exc:
+            raise _damaged(root, EMBEDDINGS, "it is truncated" if "length" in str(exc)
+                           else "it is not an .npy matrix") from None
         if embeddings.shape != (manifest.count, manifest.embed_dim):
-            raise IndexMismatchError(
-                f"index at {root} is damaged: embeddings are {embeddings.shape}, the manifest "
-                f"says ({manifest.count}, {manifest.embed_dim})", hint="rebuild it with --rebuild")
-        return cls(root, manifest, embeddings, Catalog(root / CATALOG))
+            raise _damaged(root, EMBEDDINGS, f"its matrix is {embeddings.shape}, the manifest "
+                           f"says ({manifest.count}, {manifest.embed_dim})")
+        try:
+            catalog = Catalog(root / CATALOG)
+        except sqlite3.Error as exc:
+            raise _damaged(root, CATALOG, str(exc)) from None
+        index = cls(root, manifest, embeddings, catalog)
+        problem = index._problem()
+        if problem:
+            raise _damaged(root, *problem)
+        return index
+
+    def problem(self) -> str | None:
+        """Why the open index can no longer serve (a file damaged since), or None.
+
+        Cheap enough for every health check: the embeddings file's size and one read
+        at the end of the catalog, where a truncation shows first. (A query reading
+        past the end of a truncated memory-mapped file would crash the process.)
+        """
+        problem = self._problem()
+        return None if problem is None else f"{problem[0]}: {problem[1]}"
+
+    def _problem(self) -> tuple[str, str] | None:
+        """(file name, what is wrong with it), or None."""
+        path = getattr(self.embeddings, "filename", None)
+        if path is not None:
+            try:
+                size = os.stat(path).st_size
+            except OSError as exc:
+                return EMBEDDINGS, exc.strerror or str(exc)
+            if size < self.embeddings.offset + self.embeddings.nbytes:
+                return EMBEDDINGS, "it is shorter than its matrix (truncated)"
+        damaged = self.catalog.file_problem()
+        if damaged is not None:
+            return CATALOG, damaged
+        if not self.catalog.columns:
+            return CATALOG, "it holds no observations table"
+        try:
+            last = self.catalog.last_row()
+        except sqlite3.Error as exc:
+            return CATALOG, str(exc)
+        if last != (len(self) - 1 if len(self) else None):
+            return CATALOG, f"it does not hold the {len(self)} observations it was built with"
+        return None
 
     def __len__(self) -> int:
         return self.manifest.count
@@ -168,13 +232,23 @@ def build_index(archive, model, out: str | os.PathLike, *, rebuild: bool = False
                       reused=len(archive) - len(todo))
 
 
+def _damaged(root: Path, name: str, reason: str) -> IndexDamagedError:
+    return IndexDamagedError(f"index file {root / name} is damaged: {reason}",
+                             hint=_rebuild_hint(root))
+
+
+def _rebuild_hint(root: Path) -> str:
+    return (f"rebuild the index: vo-clip index --rebuild --out {root} (with --archive "
+            "ARCHIVE unless it is the default demo index)")
+
+
 def _previous_vectors(out: Path, model, rebuild: bool) -> dict[str, tuple[str, np.ndarray]]:
     """obs_id → (preview sha256, vector) of an existing index built with ``model``."""
     if rebuild or not (out / MANIFEST).is_file():
         return {}
     try:
         old = EmbeddingIndex.open(out)
-    except (IndexMissingError, IndexMismatchError, ValueError, TypeError):
+    except (IndexMissingError, IndexMismatchError, IndexDamagedError, ValueError, TypeError):
         return {}  # a damaged or foreign-format index is simply rebuilt
     old.check_model(model.fingerprint, model.card.name)
     hashes = old.preview_hashes()

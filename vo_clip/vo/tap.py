@@ -38,6 +38,7 @@ import numpy as np
 from ..errors import UnknownObservationError
 from . import geometry
 from .adql import Translation, translate
+from .damage import damage_fault
 from .datalink import links_descriptor
 from .faults import FatalFault, NotFoundFault, TransientFault, UsageFault
 from .formats import OutputFormat, output_format
@@ -370,7 +371,8 @@ class TapService:
         except sqlite3.OperationalError as exc:
             raise _fault(exc) from None
         except sqlite3.Error as exc:
-            raise UsageFault(f"the query cannot be run: {exc}", parameter="QUERY") from None
+            raise damage_fault(exc) or UsageFault(f"the query cannot be run: {exc}",
+                                                  parameter="QUERY") from None
 
     def cached(self, name: str, build: Callable[[], object]):
         """A per-service object built once (e.g. the describer's text embeddings)."""
@@ -453,10 +455,14 @@ class TapService:
         return row if row else ("OBS_ID", 0.0, 0.0)
 
     def available(self) -> tuple[bool, str]:
-        """Whether a trivial query runs; the note says why not."""
+        """Whether the index is intact and a tiny query runs; the note says why not."""
+        problem = self.index.problem()
+        if problem is not None:
+            return False, f"the service's data is damaged: {problem}"
         try:
             db, _ = self._catalog.connection()
-            db.execute('SELECT COUNT(*) FROM "vo_clip_obscore"').fetchone()
+            db.execute('SELECT obs_id FROM "vo_clip_obscore" ORDER BY row_index DESC '
+                       'LIMIT 1').fetchone()
         except sqlite3.Error as exc:
             return False, f"the catalog cannot be read: {exc}"
         return True, f"serving {len(self.index)} observations"
@@ -470,6 +476,9 @@ def _best(key: np.ndarray, count: int) -> np.ndarray:
 
 
 def _fault(exc: sqlite3.OperationalError):
+    damaged = damage_fault(exc)  # the service's data, not the query, is at fault
+    if damaged is not None:
+        return damaged
     message = str(exc)
     if "interrupted" in message:
         return TransientFault("the query was stopped: it ran past its time limit or the "

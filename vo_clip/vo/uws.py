@@ -18,7 +18,13 @@ Why it looks the way it does:
 - ``PHASE=RUN`` moves the job to QUEUED before returning: pyvo's ``wait()`` and
   taplint expect the phase out of PENDING once the 303 is sent (UWS 1.1 §2.2.3).
 - Blocking reads (``WAIT``, UWS 1.1 §2.2.1.2) wait on a :class:`threading.Condition`
-  notified by every phase change this manager makes.
+  notified by every phase change this manager makes. Each holds a request thread of
+  the server, so at most ``limits.blocking_waits`` block at once; the others get the
+  job as it is (UWS lets a server return before the wait is over), and the threads
+  left keep serving queries.
+- A job remembers the service root it was created through (``base_url``): the URLs
+  in its documents and in its result name the host its creator used, not whichever
+  host the latest request named.
 - The execution duration (UWS 1.1 §2.1.4) is a deadline handed to the executor and
   checked when it returns; the destruction time is enforced by a reaper thread and by
   every listing (UWS 1.1 §2.2.1.1).
@@ -142,6 +148,8 @@ class UwsLimits:
         Lifetime of a job after its creation, by default and at most.
     wait_max : int
         Cap of a blocking ``WAIT`` (``WAIT=-1`` means this cap).
+    blocking_waits : int
+        ``WAIT`` requests allowed to block at once; further ones return at once.
     """
 
     execution_default: int = 600
@@ -149,6 +157,7 @@ class UwsLimits:
     destruction_default: int = 86400
     destruction_max: int = 7 * 86400
     wait_max: int = 60
+    blocking_waits: int = 4
 
 
 @dataclass
@@ -179,6 +188,7 @@ class Job:
     error_type: str | None = None
     result_mime: str | None = None
     result_size: int | None = None
+    base_url: str | None = None
 
     @property
     def run_id(self) -> str | None:
@@ -186,7 +196,7 @@ class Job:
         return self.parameters.get("RUNID")
 
 
-Executor = Callable[[dict[str, str], float, Callable[[], bool]], JobOutput]
+Executor = Callable[[dict[str, str], float, Callable[[], bool], "str | None"], JobOutput]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -202,7 +212,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_type TEXT,
     result_mime TEXT,
     result_size INTEGER,
-    pid INTEGER
+    pid INTEGER,
+    base_url TEXT
 )
 """
 _COLUMNS = frozenset({"start_ms", "end_ms", "error", "error_type", "result_mime",
@@ -233,10 +244,11 @@ class JobManager:
     root : Path
         Directory of the job database (``jobs.sqlite``) and of one folder per job.
     execute : callable
-        ``execute(parameters, deadline, cancelled) -> JobOutput``. ``parameters`` has
-        upper-cased keys; ``deadline`` is an absolute :func:`time.time` value (start
-        plus the execution duration); ``cancelled()`` turns True once the job is
-        aborted or deleted, or the manager closes. Raising a :class:`DALIFault` makes
+        ``execute(parameters, deadline, cancelled, base_url) -> JobOutput``.
+        ``parameters`` has upper-cased keys; ``deadline`` is an absolute
+        :func:`time.time` value (start plus the execution duration); ``cancelled()``
+        turns True once the job is aborted or deleted, or the manager closes;
+        ``base_url`` is the one given to :meth:`create` (None if none was). Raising a :class:`DALIFault` makes
         the job ERROR with the fault's ``vo_text()``; any other exception makes it
         ERROR with a generic message, and the traceback goes to the log only.
     limits : UwsLimits
@@ -266,6 +278,7 @@ class JobManager:
         self._active: set[str] = set()
         self._cancelled: set[str] = set()
         self._closed = False
+        self._wait_slots = threading.BoundedSemaphore(max(1, limits.blocking_waits))
         self.root.mkdir(parents=True, exist_ok=True)
         self._conn = self._connect(self.root / "jobs.sqlite")
         self._recover()
@@ -277,21 +290,24 @@ class JobManager:
 
     # -- public API --------------------------------------------------------------
 
-    def create(self, parameters: dict[str, str], run: bool = False) -> Job:
+    def create(self, parameters: dict[str, str], run: bool = False, *,
+               base_url: str | None = None) -> Job:
         """Create a PENDING job (UWS 1.1 §2.2.3.1); start it at once if ``run``.
 
         Parameters are stored as given, keys upper-cased; they are validated by the
         executor when the job runs, so creation itself never fails on them.
+        ``base_url``, the service root the creator used, is kept with the job.
         """
         job_id = secrets.token_urlsafe(12)
         now = _now_ms()
         params = {str(k).upper(): str(v) for k, v in parameters.items()}
         with self._cond:
             self._sql("INSERT INTO jobs (job_id, phase, parameters, creation_ms, "
-                      "execution_duration, destruction_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                      "execution_duration, destruction_ms, base_url) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
                       (job_id, PENDING, json.dumps(params), now,
                        self.limits.execution_default,
-                       now + 1000 * self.limits.destruction_default))
+                       now + 1000 * self.limits.destruction_default, base_url))
         if run:
             self.run(job_id)
         return self.get(job_id)
@@ -446,6 +462,8 @@ class JobManager:
             Seconds; capped at ``limits.wait_max``, and a negative value means the cap.
         phase : str, optional
             Return at once unless the job is in this phase.
+
+        When ``limits.blocking_waits`` calls already block, this one returns at once.
         """
         cap = self.limits.wait_max
         end = time.monotonic() + (cap if timeout < 0 else min(timeout, cap))
@@ -453,13 +471,18 @@ class JobManager:
             job = self.get(job_id)
             if phase is not None and job.phase != phase:
                 return job
-            start = job.phase
-            while job.phase == start and job.phase in ACTIVE_PHASES and not self._closed:
-                remaining = end - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-                job = self.get(job_id)
+            if job.phase not in ACTIVE_PHASES or not self._wait_slots.acquire(blocking=False):
+                return job
+            try:
+                start = job.phase
+                while job.phase == start and not self._closed:
+                    remaining = end - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                    job = self.get(job_id)
+            finally:
+                self._wait_slots.release()
             return job
 
     def result_path(self, job_id: str) -> Path:
@@ -531,7 +554,8 @@ class JobManager:
         deadline = job.start_time.timestamp() + job.execution_duration
         try:
             output = self._execute_fn(dict(job.parameters), deadline,
-                                      lambda: self._closed or job_id in self._cancelled)
+                                      lambda: self._closed or job_id in self._cancelled,
+                                      job.base_url)
         except DALIFault as fault:
             self._fail(job_id, fault.vo_text(), _error_type(fault))
             return
@@ -562,6 +586,10 @@ class JobManager:
     def _complete(self, job_id: str, output: JobOutput) -> None:
         """Write the result atomically, then mark the job COMPLETED if it still runs."""
         directory = self._job_dir(job_id)
+        with self._cond:  # deleted meanwhile: leave no folder behind for a moment either
+            row = None if self._closed else self._row(job_id)
+            if row is None or row["phase"] != EXECUTING:
+                return
         try:
             directory.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".result-")
@@ -669,6 +697,9 @@ class JobManager:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(_SCHEMA)
+        columns = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+        if "base_url" not in columns:  # a job database made before jobs kept their URL
+            conn.execute("ALTER TABLE jobs ADD COLUMN base_url TEXT")
         return conn
 
     def _sql(self, sql: str, args=()) -> sqlite3.Cursor:
@@ -710,7 +741,7 @@ def _job_from_row(row: sqlite3.Row) -> Job:
                end_time=_from_ms(row["end_ms"]), execution_duration=row["execution_duration"],
                destruction=_from_ms(row["destruction_ms"]), error=row["error"],
                error_type=row["error_type"], result_mime=row["result_mime"],
-               result_size=row["result_size"])
+               result_size=row["result_size"], base_url=row["base_url"])
 
 
 def _orphaned(pid: int | None, job_id: str, live: set[str]) -> bool:
@@ -799,8 +830,16 @@ def _fill_parameters(element: ET.Element, job: Job) -> ET.Element:
     return element
 
 
-def _fill_results(element: ET.Element, job: Job, jobs_url: str) -> ET.Element:
+JobsUrl = "str | Callable[[Job], str]"
+
+
+def _jobs_url_of(job: Job, jobs_url) -> str:
+    return jobs_url(job) if callable(jobs_url) else jobs_url
+
+
+def _fill_results(element: ET.Element, job: Job, jobs_url: JobsUrl) -> ET.Element:
     if job.phase == COMPLETED:
+        jobs_url = _jobs_url_of(job, jobs_url)
         attrs = {"xlink:type": "simple",
                  "xlink:href": f"{jobs_url}/{job.job_id}/results/{RESULT_NAME}"}
         if job.result_mime:
@@ -811,15 +850,16 @@ def _fill_results(element: ET.Element, job: Job, jobs_url: str) -> ET.Element:
     return element
 
 
-def job_xml(job: Job, jobs_url: str) -> bytes:
+def job_xml(job: Job, jobs_url: JobsUrl) -> bytes:
     """The ``uws:job`` document of ``job`` (UWS 1.1 §3), children in schema order.
 
     Parameters
     ----------
     job : Job
         The job to describe.
-    jobs_url : str
-        Absolute URL of the job list (``{base}/tap/async``); result links hang off it.
+    jobs_url : str or callable
+        Absolute URL of the job list (``{base}/tap/async``), or a function giving it
+        for a job; result links hang off it.
     """
     root = _root("job")
     _child(root, "jobId", job.job_id)
@@ -841,12 +881,16 @@ def job_xml(job: Job, jobs_url: str) -> bytes:
     return _serialise(root)
 
 
-def jobs_xml(jobs: list[Job], jobs_url: str) -> bytes:
-    """The ``uws:jobs`` list (UWS 1.1 §2.1.1): one ``jobref`` per job, with its phase."""
+def jobs_xml(jobs: list[Job], jobs_url: JobsUrl) -> bytes:
+    """The ``uws:jobs`` list (UWS 1.1 §2.1.1): one ``jobref`` per job, with its phase.
+
+    ``jobs_url`` is as for :func:`job_xml`: a function of the job gives each job's own.
+    """
     root = _root("jobs")
     for job in jobs:
+        href = f"{_jobs_url_of(job, jobs_url)}/{job.job_id}"
         ref = _child(root, "jobref", id=job.job_id,
-                     **{"xlink:type": "simple", "xlink:href": f"{jobs_url}/{job.job_id}"})
+                     **{"xlink:type": "simple", "xlink:href": href})
         _child(ref, "phase", job.phase)
         if job.run_id is not None:
             _child(ref, "runId", job.run_id)
@@ -860,7 +904,7 @@ def parameters_xml(job: Job) -> bytes:
     return _serialise(_fill_parameters(root, job))
 
 
-def results_xml(job: Job, jobs_url: str) -> bytes:
+def results_xml(job: Job, jobs_url: JobsUrl) -> bytes:
     """The ``uws:results`` document (``/{jobId}/results``), empty unless COMPLETED."""
     root = ET.Element("uws:results", {"xmlns:uws": UWS_NS, "xmlns:xlink": XLINK_NS})
     return _serialise(_fill_results(root, job, jobs_url))

@@ -10,8 +10,8 @@ kind for evaluation; nothing else should read it.
 
 from .captions import HELD_OUT_PARAPHRASES
 from .contact_sheet import write_contact_sheet
-from .generator import TRUTH_FILE, build_demo_archive
+from .generator import TRUTH_FILE, build_demo_archive, remove_abandoned_builds
 from .kinds import KINDS
 
 __all__ = ["HELD_OUT_PARAPHRASES", "KINDS", "TRUTH_FILE", "build_demo_archive",
-           "write_contact_sheet"]
+           "remove_abandoned_builds", "write_contact_sheet"]

@@ -5,26 +5,34 @@ Hubble previews cannot be downloaded everywhere. It is deterministic: the same s
 gives byte-identical ``observations.ecsv``, ``truth.csv`` and PNGs whatever the number
 of worker processes. It is built in a temporary sibling directory and moved into place
 only when complete, so an interrupted build never leaves a half-written archive.
+
+A build killed outright (SIGKILL, a crash) cannot clean up: its sibling directory is
+named after its process id (``.NAME.building-PID-xxxx``), and the next build removes
+those whose process no longer runs. Its rendering workers die with it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from ...errors import ArchiveError
+from ...processes import die_with_parent, process_alive
 from ..archive import METADATA_FILE, OBSERVATIONS_FILE, Archive
 from .kinds import KINDS
 from .plan import Observation, plan_archive
 from .render import Exposure, render_preview, write_png
 from .table import observations_table, preview_name
 
-__all__ = ["TRUTH_FILE", "build_demo_archive", "estimated_build_seconds"]
+__all__ = ["TRUTH_FILE", "build_demo_archive", "estimated_build_seconds",
+           "remove_abandoned_builds"]
 
 #: CPU time to render and write one 512-px preview, measured on this project's 2-core
 #: machines (0.07 s to render, the rest PNG encoding); it scales with the pixel count.
@@ -34,6 +42,12 @@ _CPU_SECONDS_PER_512_PREVIEW = 0.09
 TRUTH_FILE = "truth.csv"
 
 _Job = tuple[Exposure, int, tuple[int, ...], str]
+
+#: What a build leaves beside the archive while it runs: ``.NAME.building-PID-xxxx``
+#: (being written) and ``.NAME.old-PID-xxxx`` (the archive it replaces).
+_LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?:building|old)-(?:(?P<pid>\d+)-)?[^/]+\Z")
+#: Leftovers named before the owner's pid was recorded are removed after this long.
+_UNOWNED_AGE_S = 86400
 
 
 def build_demo_archive(root: str | os.PathLike, *, n_observations: int = 3000,
@@ -64,7 +78,9 @@ def build_demo_archive(root: str | os.PathLike, *, n_observations: int = 3000,
     _check_replaceable(root)
     observations = plan_archive(n_observations, n_proposals, seed)
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
+    remove_abandoned_builds(root)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-{os.getpid()}-",
+                                    dir=root.parent))
     staging.chmod(0o777 & ~_umask())
     try:
         _render_all(staging, observations, preview_size, workers or os.cpu_count() or 1, progress)
@@ -90,6 +106,33 @@ def estimated_build_seconds(n_observations: int = 3000, preview_size: int = 512,
     cores = max(1, min(workers or os.cpu_count() or 1, os.cpu_count() or 1))
     cost = _CPU_SECONDS_PER_512_PREVIEW * (preview_size / 512) ** 2
     return n_observations * cost / cores
+
+
+def remove_abandoned_builds(root: str | os.PathLike) -> list[Path]:
+    """Delete what killed builds of the archive ``root`` left beside it; the paths removed.
+
+    A leftover is removed only when the process named in it no longer runs (one
+    without a process id, from an older version, once it is a day old), so a build
+    running at the same time keeps its directory.
+    """
+    root = Path(root).expanduser()
+    removed = []
+    try:
+        siblings = list(root.parent.iterdir())
+    except OSError:
+        return removed
+    for path in siblings:
+        found = _LEFTOVER.match(path.name)
+        if not found or found["name"] != root.name or not path.is_dir():
+            continue
+        if found["pid"] is None:
+            if time.time() - path.stat().st_mtime < _UNOWNED_AGE_S:
+                continue
+        elif int(found["pid"]) == os.getpid() or process_alive(int(found["pid"])):
+            continue  # a build still running (in this process or another)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def _check_replaceable(root: Path) -> None:
@@ -119,7 +162,7 @@ def _render_all(staging: Path, observations: list[Observation], size: int, worke
                 _render_job(job)
                 bar.update()
             return
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent) as pool:
             for _ in pool.map(_render_job, jobs, chunksize=8):
                 bar.update()
 
@@ -146,7 +189,8 @@ def _swap_into_place(staging: Path, root: Path) -> None:
     if not root.exists():
         os.replace(staging, root)
         return
-    retired = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+    retired = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-{os.getpid()}-",
+                                    dir=root.parent))
     os.replace(root, retired / root.name)
     os.replace(staging, root)
     shutil.rmtree(retired, ignore_errors=True)
