@@ -98,10 +98,10 @@ def build_demo_archive(root: str | os.PathLike, *, n_observations: int = 3000,
 
 def estimated_build_seconds(n_observations: int = 3000, preview_size: int = 512,
                             workers: int | None = None) -> float:
-    """How long rendering takes on idle cores: the honest first-use estimate.
+    """How long rendering takes on idle cores: the first-use estimate, from CPU time.
 
-    Busy cores stretch it (the demo's 3,000 previews took 2 min on 2 idle cores and
-    5-9 min on 2 shared, busy ones), which the progress bar's ETA then shows.
+    Busy cores stretch it (the demo's 3,000 previews took 6 min 40 s on 2 cores shared
+    with four busy processes), which the progress bar's ETA then shows.
     """
     cores = max(1, min(workers or os.cpu_count() or 1, os.cpu_count() or 1))
     cost = _CPU_SECONDS_PER_512_PREVIEW * (preview_size / 512) ** 2
