@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -24,8 +25,7 @@ from vo_clip.vo.image_query import MAX_IMAGE_BYTES
 from vo_clip.vo.uws import JobManager, JobOutput
 from vo_clip.vo.votable import error_votable
 
-from . import datalink, oai, observations, tap, uws, web
-from .metrics import StageLatencies
+from . import datalink, metrics, oai, observations, tap, uws, web
 
 __all__ = ["create_app"]
 
@@ -47,7 +47,7 @@ def create_app(config: Config | None = None, test_config: dict | None = None) ->
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_REQUEST_BYTES  # the translator says what is too long
     app.extensions["vo_clip.config"] = config
-    app.extensions["vo_clip.metrics"] = StageLatencies()
+    metrics.install(app)  # /metrics and /metrics.json; times every request
     app.extensions["vo_clip.tap"] = _lazy_tap_service(config)
     app.extensions["vo_clip.uws"] = _job_manager(app, config)
     app.register_blueprint(tap.bp, url_prefix="/tap")
@@ -83,17 +83,27 @@ def _lazy_tap_service(config: Config):
 def _job_manager(app: Flask, config: Config) -> JobManager:
     """Async TAP jobs, kept under ``home/jobs/<index name>`` so they survive restarts."""
     tap_service = app.extensions["vo_clip.tap"]
+    counted = app.extensions["vo_clip.metrics"]
 
     def run_query(parameters: dict[str, str], deadline: float, cancelled) -> JobOutput:
         base = config.base_url or app.extensions.get("vo_clip.request_base", "")
+        started = time.perf_counter()
         try:
             result = tap_service().execute(parameters, base_url=base.rstrip("/"),
-                                           deadline=deadline, cancelled=cancelled)
-        except DALIFault:
+                                           deadline=deadline, cancelled=cancelled,
+                                           recorder=counted.recorder(metrics.ASYNC_JOB))
+            return JobOutput(b"".join(result.render()), result.format.mime)
+        except DALIFault as fault:
+            counted.count_error(metrics.ASYNC_JOB, fault, fault.fault_name, fault.status)
             raise
         except VoClipError as error:  # a library error about the request: the job's fault
+            counted.count_error(metrics.ASYNC_JOB, error, "UsageFault", 400)
             raise UsageFault(error.message, error.hint) from None
-        return JobOutput(b"".join(result.render()), result.format.mime)
+        except Exception as error:  # the job manager logs it and fails the job
+            counted.count_error(metrics.ASYNC_JOB, error, "FatalFault", 500)
+            raise
+        finally:
+            counted.requests.labels(metrics.ASYNC_JOB).observe(time.perf_counter() - started)
 
     return JobManager(config.home / "jobs" / config.index_dir.name, run_query)
 
@@ -108,11 +118,6 @@ def _register_basics(app: Flask, config: Config) -> None:
             return jsonify(status="unavailable", version=__version__, reason=str(exc)), 503
         return jsonify(status="ok", version=__version__, observations=manifest.count,
                        model=manifest.model["name"], archive=manifest.archive["name"])
-
-    @app.get("/metrics")
-    def metrics():
-        """Median and 95th-percentile latency of each query stage."""
-        return jsonify(app.extensions["vo_clip.metrics"].summary())
 
     @app.before_request
     def remember_host():
@@ -129,15 +134,18 @@ def _register_basics(app: Flask, config: Config) -> None:
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DALIFault)
     def vo_fault(fault: DALIFault):
+        metrics.count_error(fault, fault.fault_name, fault.status)
         return Response(error_votable(str(fault)), status=fault.status, mimetype=VOTABLE)
 
     @app.errorhandler(VoClipError)
     def library_error(error: VoClipError):
         fault = UsageFault(error.message, error.hint)
+        metrics.count_error(error, fault.fault_name, 400)
         return Response(error_votable(str(fault)), status=400, mimetype=VOTABLE)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        metrics.count_error(error, type(error).__name__, error.code or 500)
         if not request.path.startswith(("/tap", "/datalink", "/search")):
             return error
         message = f"{error.code} {error.name}: {error.description}"
@@ -147,4 +155,5 @@ def _register_error_handlers(app: Flask) -> None:
     def unexpected(error: Exception):
         log.exception("unexpected error serving %s", request.path)
         fault = FatalFault("internal error; the service log has the details")
+        metrics.count_error(error, fault.fault_name, 500)
         return Response(error_votable(str(fault)), status=500, mimetype=VOTABLE)

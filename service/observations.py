@@ -14,7 +14,9 @@ from flask import Blueprint, Response, render_template_string, request, send_fil
 
 from vo_clip.vo.faults import NotFoundFault, UsageFault
 from vo_clip.vo.image_query import UPLOAD_KEY, ImageQuery, read_query_image
+from vo_clip.vo.timing import StageClock
 
+from .metrics import stage_recorder
 from .params import request_params
 from .tap import tap_service
 from .urls import base_url
@@ -78,10 +80,13 @@ def search_image():
     query = ImageQuery.from_params(params)
     image = read_query_image(upload.read(), upload.filename or "the upload")
     service = tap_service()
-    vector = service.encode_image(image)
+    recorder = stage_recorder()
+    with StageClock(recorder).stage("encode"):
+        vector = service.encode_image(image)
     result = service.execute({"LANG": "ADQL", "QUERY": query.adql(),
                               "RESPONSEFORMAT": params.get("RESPONSEFORMAT")},
-                             base_url=base_url(), query_vectors={UPLOAD_KEY: vector})
+                             base_url=base_url(), query_vectors={UPLOAD_KEY: vector},
+                             recorder=recorder)
     return Response(result.render(), mimetype=result.format.mime)
 
 
