@@ -166,12 +166,12 @@ def install(app: Flask) -> ServiceMetrics:
             response.call_on_close(sent)
         return response
 
-    @app.get("/metrics")
+    @app.get("/metrics", endpoint="metrics")
     def prometheus():
         """Every collector of this app, in the Prometheus text format."""
         return Response(metrics.exposition(), content_type=CONTENT_TYPE)
 
-    @app.get("/metrics.json")
+    @app.get("/metrics.json", endpoint="metrics_json")
     def latency_summary():
         """Median and 95th-percentile latency of each sync TAP query stage."""
         return jsonify(metrics.latencies.summary())
