@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -26,8 +27,7 @@ from vo_clip.vo.image_query import MAX_IMAGE_BYTES
 from vo_clip.vo.uws import JobManager, JobOutput, UwsLimits
 from vo_clip.vo.votable import error_votable
 
-from . import datalink, oai, observations, tap, uws, web
-from .metrics import StageLatencies
+from . import datalink, metrics, oai, observations, tap, uws, web
 
 __all__ = ["create_app"]
 
@@ -49,7 +49,7 @@ def create_app(config: Config | None = None, test_config: dict | None = None) ->
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_REQUEST_BYTES  # the translator says what is too long
     app.extensions["vo_clip.config"] = config
-    app.extensions["vo_clip.metrics"] = StageLatencies()
+    metrics.install(app)  # /metrics and /metrics.json; times every request
     app.extensions["vo_clip.tap"] = _lazy_tap_service(config)
     app.extensions["vo_clip.uws"] = _job_manager(app, config)
     app.register_blueprint(tap.bp, url_prefix="/tap")
@@ -99,24 +99,32 @@ def _lazy_tap_service(config: Config):
 def _job_manager(app: Flask, config: Config) -> JobManager:
     """Async TAP jobs, kept under ``home/jobs/<index name>`` so they survive restarts."""
     tap_service = app.extensions["vo_clip.tap"]
+    counted = app.extensions["vo_clip.metrics"]
 
     def run_query(parameters: dict[str, str], deadline: float, cancelled,
                   created_through: str | None) -> JobOutput:
         # The job's URLs name the root its creator used (service.urls.job_base_url).
         base = config.base_url or created_through or ""
+        started = time.perf_counter()
         try:
             result = tap_service().execute(parameters, base_url=base.rstrip("/"),
-                                           deadline=deadline, cancelled=cancelled)
-        except DALIFault:
+                                           deadline=deadline, cancelled=cancelled,
+                                           recorder=counted.recorder(metrics.ASYNC_JOB))
+            return JobOutput(b"".join(result.render()), result.format.mime)
+        except DALIFault as fault:
+            counted.count_error(metrics.ASYNC_JOB, fault, fault.fault_name, fault.status)
             raise
         except Exception as error:
             fault = damage_fault(error)  # the service's data is damaged: not the job's fault
+            if fault is None and isinstance(error, VoClipError):  # a library error about the request
+                fault = UsageFault(error.message, error.hint)
             if fault is not None:
+                counted.count_error(metrics.ASYNC_JOB, error, fault.fault_name, fault.status)
                 raise fault from None
-            if isinstance(error, VoClipError):  # a library error about the request
-                raise UsageFault(error.message, error.hint) from None
-            raise
-        return JobOutput(b"".join(result.render()), result.format.mime)
+            counted.count_error(metrics.ASYNC_JOB, error, "FatalFault", 500)
+            raise  # the job manager logs it and fails the job
+        finally:
+            counted.requests.labels(metrics.ASYNC_JOB).observe(time.perf_counter() - started)
 
     limits = UwsLimits(wait_max=config.wait_max, blocking_waits=config.blocking_waits
                        or max(1, config.threads // 2))
@@ -142,10 +150,6 @@ def _register_basics(app: Flask, config: Config) -> None:
         return jsonify(status="ok", version=__version__, observations=manifest.count,
                        model=manifest.model["name"], archive=manifest.archive["name"])
 
-    @app.get("/metrics")
-    def metrics():
-        """Median and 95th-percentile latency of each query stage."""
-        return jsonify(app.extensions["vo_clip.metrics"].summary())
 
     @app.after_request
     def software_header(response):
@@ -157,6 +161,7 @@ def _register_basics(app: Flask, config: Config) -> None:
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DALIFault)
     def vo_fault(fault: DALIFault):
+        metrics.count_error(fault, fault.fault_name, fault.status)
         return Response(error_votable(str(fault)), status=fault.status, mimetype=VOTABLE)
 
     @app.errorhandler(VoClipError)
@@ -165,6 +170,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        metrics.count_error(error, type(error).__name__, error.code or 500)
         if not request.path.startswith(("/tap", "/datalink", "/search")):
             return error
         message = f"{error.code} {error.name}: {error.description}"

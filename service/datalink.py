@@ -19,9 +19,11 @@ from vo_clip.vo.datalink import (
     similar_adql,
 )
 from vo_clip.vo.faults import NotFoundFault, UsageFault
+from vo_clip.vo.timing import StageClock
 from vo_clip.vo.votable import Field, write_votable
 
 from .client import client_gone
+from .metrics import stage_recorder
 from .params import request_params
 from .tap import tap_service
 from .urls import base_url
@@ -49,11 +51,14 @@ def links():
                          "links documents are VOTables", parameter="RESPONSEFORMAT")
     ids = params.getlist("ID")
     overflow = len(ids) > MAX_IDS
-    rows = [link.row() for link in resolver().links(ids[:MAX_IDS])]
+    clock = StageClock(stage_recorder())
+    with clock.stage("sql"):  # the catalog rows and preview files of each ID
+        rows = [link.row() for link in resolver().links(ids[:MAX_IDS])]
     document = write_votable(LINK_FIELDS, rows, overflow=overflow,
                              infos=[("standardID", DATALINK_STANDARD_ID)],
                              extra_resources=links_document_descriptors(base_url()))
-    return Response(document, content_type=DATALINK_CONTENT_TYPE)
+    return Response(clock.timed_chunks("render", document),
+                    content_type=DATALINK_CONTENT_TYPE)
 
 
 @bp.route("/similar", methods=["GET", "POST"])
@@ -64,7 +69,8 @@ def similar():
     query = similar_adql(obs_id, _top(params, 10))
     result = tap_service().execute({"LANG": "ADQL", "QUERY": query,
                                     "RESPONSEFORMAT": params.get("RESPONSEFORMAT")},
-                                   base_url=base_url(), cancelled=client_gone())
+                                   base_url=base_url(), cancelled=client_gone(),
+                                   recorder=stage_recorder())
     return Response(result.render(), mimetype=result.format.mime)
 
 
@@ -75,12 +81,18 @@ def describe():
 
     params = request_params()
     obs_id = _observation_id(params)
+    top = _top(params, 5)
     service = tap_service()
-    describer = service.cached("describer", lambda: Describer(service.engine()))
-    matches = describer.describe(obs_id, top=_top(params, 5))
+    clock = StageClock(stage_recorder())
+    with clock.stage("encode"):  # the descriptions' embeddings: made once, then cached
+        describer = service.cached("describer", lambda: Describer(service.engine()))
+        describer.matrix
+    with clock.stage("score"):
+        matches = describer.describe(obs_id, top=top)
     rows = [(rank, m.label, m.kind, m.text, m.similarity)
             for rank, m in enumerate(matches, start=1)]
-    return Response(write_votable(_DESCRIBE_FIELDS, rows), mimetype="application/x-votable+xml")
+    return Response(clock.timed_chunks("render", write_votable(_DESCRIBE_FIELDS, rows)),
+                    mimetype="application/x-votable+xml")
 
 
 _DESCRIBE_FIELDS = (

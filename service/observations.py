@@ -14,8 +14,10 @@ from flask import Blueprint, Response, render_template_string, request, send_fil
 
 from vo_clip.vo.faults import NotFoundFault, UsageFault
 from vo_clip.vo.image_query import UPLOAD_KEY, ImageQuery, read_query_image
+from vo_clip.vo.timing import StageClock
 
 from .client import client_gone
+from .metrics import stage_recorder
 from .params import request_params
 from .tap import tap_service
 from .urls import base_url
@@ -79,11 +81,13 @@ def search_image():
     query = ImageQuery.from_params(params)
     image = read_query_image(upload.read(), upload.filename or "the upload")
     service = tap_service()
-    vector = service.encode_image(image)
+    recorder = stage_recorder()
+    with StageClock(recorder).stage("encode"):
+        vector = service.encode_image(image)
     result = service.execute({"LANG": "ADQL", "QUERY": query.adql(),
                               "RESPONSEFORMAT": params.get("RESPONSEFORMAT")},
                              base_url=base_url(), cancelled=client_gone(),
-                             query_vectors={UPLOAD_KEY: vector})
+                             query_vectors={UPLOAD_KEY: vector}, recorder=recorder)
     return Response(result.render(), mimetype=result.format.mime)
 
 

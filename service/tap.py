@@ -18,6 +18,7 @@ from vo_clip.vo.registry import tap_capabilities_xml
 from vo_clip.vo.vosi import availability_xml, table_xml, tableset_xml
 
 from .client import client_gone
+from .metrics import stage_recorder
 from .params import request_params
 from .urls import base_url, tap_url
 
@@ -50,8 +51,9 @@ def home():
 @bp.route("/sync", methods=["GET", "POST"])
 def sync():
     params = query_parameters(request_params())
-    result = tap_service().execute(params, base_url=base_url(), cancelled=client_gone())
-    current_app.extensions["vo_clip.metrics"].observe(result.timings)
+    result = tap_service().execute(params, base_url=base_url(), cancelled=client_gone(),
+                                   recorder=stage_recorder())
+    current_app.extensions["vo_clip.metrics"].latencies.observe(result.timings)
     return Response(result.render(), mimetype=result.format.mime)
 
 

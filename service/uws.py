@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, redirect, request
 from vo_clip.vo import uws
 from vo_clip.vo.faults import DALIFault, NotFoundFault, UsageFault
 
+from .metrics import count_error
 from .params import request_params
 from .urls import base_url, job_base_url, tap_url
 
@@ -55,6 +56,7 @@ def _to_job(job_id: str):
 @bp.errorhandler(DALIFault)
 def _fault(fault: DALIFault) -> Response:
     """A fault as its HTTP status and ``Fault: message`` in text/plain."""
+    count_error(fault, fault.fault_name, fault.status)
     return Response(fault.vo_text() + "\n", status=fault.status, mimetype="text/plain")
 
 

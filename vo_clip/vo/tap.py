@@ -44,6 +44,7 @@ from .faults import FatalFault, NotFoundFault, TransientFault, UsageFault
 from .formats import OutputFormat, output_format
 from .schema import TapTable, published_tables
 from .tap_schema import build_tap_schema
+from .timing import StageClock, StageRecorder
 from .vosi import TapLimits
 from .votable import Field, write_delimited, write_votable
 
@@ -72,18 +73,22 @@ class QueryResult:
     query: str
     timings: dict[str, float] = field(default_factory=dict)
     descriptors: list[str] = field(default_factory=list)
+    #: Times the rendering as the ``render`` stage (the query's other stages went there).
+    clock: StageClock | None = field(default=None, repr=False, compare=False)
 
     def render(self) -> Iterator[bytes]:
         """The result in its format: VOTable (TABLEDATA or BINARY2), CSV or TSV."""
         if self.format.code in ("csv", "tsv"):
-            return write_delimited(self.fields, self.rows,
-                                   delimiter="," if self.format.code == "csv" else "\t")
-        serialization = "BINARY2" if self.format.code == "votable-binary2" else "TABLEDATA"
-        return write_votable(self.fields, self.rows, overflow=self.overflow,
-                             serialization=serialization,
-                             infos=[("QUERY", self.query),
-                                    ("standardID", "ivo://ivoa.net/std/TAP")],
-                             extra_resources=self.descriptors)
+            chunks = write_delimited(self.fields, self.rows,
+                                     delimiter="," if self.format.code == "csv" else "\t")
+        else:
+            serialization = "BINARY2" if self.format.code == "votable-binary2" else "TABLEDATA"
+            chunks = write_votable(self.fields, self.rows, overflow=self.overflow,
+                                   serialization=serialization,
+                                   infos=[("QUERY", self.query),
+                                          ("standardID", "ivo://ivoa.net/std/TAP")],
+                                   extra_resources=self.descriptors)
+        return self.clock.timed_chunks("render", chunks) if self.clock else chunks
 
 
 # -- the SQL side -----------------------------------------------------------------------
@@ -238,11 +243,14 @@ class TapService:
     def execute(self, params: Mapping[str, str], *, base_url: str,
                 deadline: float | None = None,
                 cancelled: Callable[[], bool] | None = None,
-                query_vectors: Mapping[str, np.ndarray] | None = None) -> QueryResult:
+                query_vectors: Mapping[str, np.ndarray] | None = None,
+                recorder: StageRecorder | None = None) -> QueryResult:
         """Run the query that ``params`` (upper-cased names) describe.
 
         ``query_vectors`` maps a text argument of ``vo_clip_similarity`` to the vector
         to use instead of the text's embedding (an uploaded image, for instance).
+        ``recorder`` is told how long each stage took (:mod:`vo_clip.vo.timing`),
+        rendering included.
 
         Raises
         ------
@@ -265,12 +273,14 @@ class TapService:
         query = params.get("QUERY")
         if query is None:
             raise UsageFault("the QUERY parameter is missing", parameter="QUERY")
-        translation = translate(query)
+        clock = StageClock(recorder)
+        with clock.stage("translate"):
+            translation = translate(query)
         limit_deadline = time.time() + self.limits.execution_default
         deadline = min(deadline or math.inf, limit_deadline)
         result = self._run(translation, maxrec, fmt, base_url=base_url, deadline=deadline,
                            cancelled=cancelled or (lambda: False),
-                           query_vectors=query_vectors or {})
+                           query_vectors=query_vectors or {}, clock=clock)
         result.timings["total"] = time.perf_counter() - started
         return result
 
@@ -288,21 +298,20 @@ class TapService:
 
     # Execution --------------------------------------------------------------------------
     def _run(self, translation: Translation, maxrec: int, fmt: OutputFormat, *,
-             base_url: str, deadline: float, cancelled, query_vectors) -> QueryResult:
+             base_url: str, deadline: float, cancelled, query_vectors,
+             clock: StageClock) -> QueryResult:
         top = translation.top
         wanted = top if top is not None and top <= maxrec else maxrec + 1
-        timings: dict[str, float] = {}
         rows: list[tuple] = []
         if wanted > 0 and maxrec > 0:
-            scores = self._scores(translation, timings, query_vectors)
+            scores = self._scores(translation, clock, query_vectors)
             db, state = self._catalog.connection()
             state.base_url, state.deadline, state.cancelled = base_url, deadline, cancelled
-            started = time.perf_counter()
-            try:
-                rows = self._rows(db, state, translation, scores, wanted)
-            finally:
-                state.scores = []  # a full score list is large; threads keep their state
-            timings["sql"] = time.perf_counter() - started
+            with clock.stage("sql"):
+                try:
+                    rows = self._rows(db, state, translation, scores, wanted)
+                finally:
+                    state.scores = []  # a full score list is large; threads keep their state
         overflow = (top is None or top > maxrec) and (len(rows) > maxrec or maxrec == 0)
         rows = rows[:maxrec]
         fields = [_field(column, rows, i) for i, column in enumerate(translation.columns)]
@@ -312,18 +321,27 @@ class TapService:
         if did is not None:  # DataLink activation in TOPCAT and Aladin (DataLink 1.1 §4)
             fields[did] = replace(fields[did], id="obs_publisher_did")
             descriptors.append(links_descriptor(base_url, "obs_publisher_did"))
-        return QueryResult(fields, rows, overflow, fmt, translation.adql, timings, descriptors)
+        return QueryResult(fields, rows, overflow, fmt, translation.adql, clock.timings,
+                           descriptors, clock=clock)
 
-    def _scores(self, translation: Translation, timings: dict,
+    def _scores(self, translation: Translation, clock: StageClock,
                 query_vectors: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        started = time.perf_counter()
-        vectors = [query_vectors[s.argument] if s.kind == "text" and s.argument in query_vectors
-                   else self._vector(s.kind, s.argument) for s in translation.similarities]
-        timings["encode"] = time.perf_counter() - started
-        started = time.perf_counter()
-        scores = [self.index.embeddings @ v for v in vectors]
-        timings["score"] = time.perf_counter() - started
-        return scores
+        """One score per row and similarity call; a query without similarity has no
+        ``encode`` or ``score`` stage, and vectors the caller gave no ``encode``."""
+        def given(s) -> bool:
+            return s.kind == "text" and s.argument in query_vectors
+
+        similarities = translation.similarities
+        if not similarities:
+            return []
+        if all(given(s) for s in similarities):
+            vectors = [query_vectors[s.argument] for s in similarities]
+        else:
+            with clock.stage("encode"):
+                vectors = [query_vectors[s.argument] if given(s)
+                           else self._vector(s.kind, s.argument) for s in similarities]
+        with clock.stage("score"):
+            return [self.index.embeddings @ v for v in vectors]
 
     def _vector(self, kind: str, argument: str) -> np.ndarray:
         if kind == "observation":
