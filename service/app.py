@@ -95,7 +95,8 @@ def _job_manager(app: Flask, config: Config) -> JobManager:
             raise UsageFault(error.message, error.hint) from None
         return JobOutput(b"".join(result.render()), result.format.mime)
 
-    return JobManager(config.home / "jobs" / config.index_dir.name, run_query)
+    return JobManager(config.home / "jobs" / config.index_dir.name, run_query,
+                      config.uws_limits())
 
 
 def _register_basics(app: Flask, config: Config) -> None:

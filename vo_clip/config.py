@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Mapping
 
 from .errors import VoClipError
+from .vo.uws import UwsLimits
+from .vo.vosi import TapLimits
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -81,6 +83,12 @@ class Config:
         Bump ``record_updated`` whenever the records change, so harvesters notice.
     oai_page_size : int
         Records per OAI-PMH response page; longer lists continue with resumption tokens.
+    sync_execution_limit, lookup_time_limit, query_max_length, query_max_nodes, \
+query_max_depth, query_max_texts, query_max_similarities, query_max_string_bytes, \
+result_max_bytes, image_max_pixels : int
+        What one request may cost (see :class:`vo_clip.vo.vosi.TapLimits`).
+    job_max_count, job_max_parameters, job_parameter_max_bytes, job_parameters_max_bytes : int
+        What the async jobs may hold (see :class:`vo_clip.vo.uws.UwsLimits`).
     """
 
     home: Path
@@ -113,6 +121,21 @@ class Config:
     record_created: str = "2026-11-22T00:00:00Z"
     record_updated: str | None = None
     oai_page_size: int = 50
+    # Limits: the same names, and defaults, as the fields of TapLimits and UwsLimits.
+    sync_execution_limit: int = TapLimits.sync_execution_limit
+    lookup_time_limit: int = TapLimits.lookup_time_limit
+    query_max_length: int = TapLimits.query_max_length
+    query_max_nodes: int = TapLimits.query_max_nodes
+    query_max_depth: int = TapLimits.query_max_depth
+    query_max_texts: int = TapLimits.query_max_texts
+    query_max_similarities: int = TapLimits.query_max_similarities
+    query_max_string_bytes: int = TapLimits.query_max_string_bytes
+    result_max_bytes: int = TapLimits.result_max_bytes
+    image_max_pixels: int = TapLimits.image_max_pixels
+    job_max_count: int = UwsLimits.job_max_count
+    job_max_parameters: int = UwsLimits.job_max_parameters
+    job_parameter_max_bytes: int = UwsLimits.job_parameter_max_bytes
+    job_parameters_max_bytes: int = UwsLimits.job_parameters_max_bytes
 
     @property
     def archive_dir(self) -> Path:
@@ -121,6 +144,14 @@ class Config:
     @property
     def index_dir(self) -> Path:
         return self.index or self.home / "indexes" / self.archive_dir.name
+
+    def tap_limits(self) -> TapLimits:
+        """The TAP service's limits, with the values of the settings of the same names."""
+        return _limits(TapLimits, self)
+
+    def uws_limits(self) -> UwsLimits:
+        """The async job service's limits, with the values of the same-named settings."""
+        return _limits(UwsLimits, self)
 
     @classmethod
     def load(cls, *, file: str | os.PathLike | None = None,
@@ -154,6 +185,15 @@ class Config:
 #: Settings that hold a list: a TOML array, or a comma-separated string (environment).
 _LISTS = {"subjects": str, "content_level": str, "waveband": str, "coverage_temporal": float}
 _PATHS = {"home", "archive", "index"}
+#: Settings that hold a positive integer.
+_POSITIVE_INTS = {"oai_page_size"} | (
+    {f.name for f in fields(TapLimits)} & {f.name for f in fields(Config)}) | (
+    {f.name for f in fields(UwsLimits)} & {f.name for f in fields(Config)})
+
+
+def _limits(kind, config: Config):
+    return kind(**{f.name: getattr(config, f.name) for f in fields(kind)
+                   if hasattr(config, f.name)})
 
 
 def _coerce(name: str, value: object) -> object:
@@ -170,10 +210,15 @@ def _coerce(name: str, value: object) -> object:
         if name in _LISTS:
             items = value.split(",") if isinstance(value, str) else value
             return tuple(_LISTS[name](str(item).strip()) for item in items if str(item).strip())
-        if name == "oai_page_size":
-            return int(value)
+        if name in _POSITIVE_INTS:
+            number = int(value)
+            if number < 1 or isinstance(value, float) and value != number:
+                raise ValueError(value)
+            return number
     except (TypeError, ValueError):
-        raise VoClipError(f"setting {name} cannot be {value!r}") from None
+        raise VoClipError(f"setting {name} cannot be {value!r}",
+                          "it takes a positive integer" if name in _POSITIVE_INTS
+                          else None) from None
     return value
 
 

@@ -28,15 +28,12 @@ from sqlglot.errors import OptimizeError, ParseError, TokenError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.tokens import TokenType
 
-from .faults import UsageFault
+from .faults import LimitFault, UsageFault
 from .schema import TapColumn, TapTable, published_tables
-from .vosi import Udf
+from .vosi import TapLimits, Udf
 
 __all__ = ["GEOMETRY_FUNCTIONS", "UDFS", "OutputColumn", "Ranking", "Similarity",
            "Translation", "translate"]
-
-#: Longest query accepted, in characters (TOPCAT's largest generated queries are ~10 kB).
-MAX_QUERY_LENGTH = 100_000
 
 
 class ADQL(Dialect):
@@ -165,36 +162,47 @@ class Translation:
 
 # -- entry point ------------------------------------------------------------------------
 
-def translate(adql: str) -> Translation:
+def translate(adql: str, limits: TapLimits = TapLimits()) -> Translation:
     """Parse ``adql``, check it against the published tables and translate it.
+
+    ``limits`` bounds what translating and running the query may cost: its length,
+    size and depth, and its similarity calls.
 
     Raises
     ------
     UsageFault
         For a syntax error, an unknown table, column or function, or anything this
         service does not implement; the message names the offending part.
+    LimitFault
+        For a query beyond one of ``limits``; the message names the limit.
     """
     if not adql or not adql.strip():
         raise UsageFault("the QUERY is empty", "give an ADQL SELECT statement",
                          parameter="QUERY")
-    if len(adql) > MAX_QUERY_LENGTH:
-        raise UsageFault(f"the QUERY is {len(adql)} characters long; the limit is "
-                         f"{MAX_QUERY_LENGTH}", parameter="QUERY")
+    if len(adql) > limits.query_max_length:
+        raise LimitFault(f"the QUERY is {len(adql)} characters long; the limit "
+                         f"(query_max_length) is {limits.query_max_length}",
+                         limit="query_max_length", parameter="QUERY")
     try:
-        return _translate_cached(adql)  # frozen: safe to share between queries
+        return _translate_cached(adql, limits)  # frozen: safe to share between queries
     except RecursionError:
-        raise UsageFault("the QUERY is nested too deeply to be parsed",
-                         "simplify the expression", parameter="QUERY") from None
+        raise LimitFault("the QUERY is nested too deeply to be parsed (the limit "
+                         f"query_max_depth is {limits.query_max_depth})",
+                         "simplify the expression", limit="query_max_depth",
+                         parameter="QUERY") from None
 
 
 @lru_cache(maxsize=512)
-def _translate_cached(adql: str) -> Translation:
+def _translate_cached(adql: str, limits: TapLimits) -> Translation:
     tree = _parse(adql)
+    _check_size(tree, limits, expanded=False)
     _check_tables(tree)
     tree = _qualify(tree)
+    _check_size(tree, limits, expanded=True)
     translator = _Translator()
     columns = translator.output_columns(tree)
     tree = translator.rewrite(tree)
+    _check_similarities(translator.similarities, limits)
     _check_nodes(tree)
     top = _top(tree)
     ranking = translator.ranking(tree)
@@ -252,6 +260,60 @@ def _parse_message(exc: ParseError) -> str:
 
 def _kind(node: exp.Expression) -> str:
     return type(node).__name__.upper()
+
+
+# -- size limits ------------------------------------------------------------------------
+
+def _check_size(tree: exp.Expression, limits: TapLimits, *, expanded: bool) -> None:
+    """Refuse a query too large or too deep to translate and run in reasonable time.
+
+    Checked on the parsed tree, where ``*`` counts as the columns it will stand for
+    (the qualifier's work grows with them), and again once they are expanded.
+    """
+    nodes, depth, stack = 0, 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        nodes += 1
+        depth = max(depth, level)
+        if not expanded and isinstance(node, exp.Star):
+            nodes += _star_columns(node)
+        stack.extend((child, level + 1) for child in node.iter_expressions())
+    if depth > limits.query_max_depth:
+        raise LimitFault(f"the QUERY is nested {depth} levels deep; the limit "
+                         f"(query_max_depth) is {limits.query_max_depth}",
+                         "write long OR chains as IN lists, or split the query",
+                         limit="query_max_depth", parameter="QUERY")
+    if nodes > limits.query_max_nodes:
+        raise LimitFault(f"the QUERY has {nodes} expression nodes; the limit "
+                         f"(query_max_nodes) is {limits.query_max_nodes}",
+                         "split the query, or select fewer columns",
+                         limit="query_max_nodes", parameter="QUERY")
+
+
+def _star_columns(star: exp.Star) -> int:
+    """About how many nodes the ``*`` becomes: three per column of the SELECT's tables."""
+    select = star.find_ancestor(exp.Select)
+    if select is None:
+        return 0
+    from_ = select.args.get("from_")
+    sources = ([from_.this] if from_ else []) + [j.this for j in select.args.get("joins") or []]
+    columns = sum(len(t.columns) for t in (_published(s) for s in sources
+                                           if isinstance(s, exp.Table)) if t is not None)
+    return 3 * (columns or 1)
+
+
+def _check_similarities(similarities: list["Similarity"], limits: TapLimits) -> None:
+    texts = {s.argument for s in similarities if s.kind == "text"}
+    if len(texts) > limits.query_max_texts:
+        raise LimitFault(f"the QUERY compares with {len(texts)} different texts; the limit "
+                         f"(query_max_texts) is {limits.query_max_texts}",
+                         "each text is embedded by the model: run several queries",
+                         limit="query_max_texts", parameter="QUERY")
+    if len(similarities) > limits.query_max_similarities:
+        raise LimitFault(f"the QUERY has {len(similarities)} similarity calls; the limit "
+                         f"(query_max_similarities) is {limits.query_max_similarities}",
+                         "select a similarity once, with an alias, and refer to it",
+                         limit="query_max_similarities", parameter="QUERY")
 
 
 # -- names ------------------------------------------------------------------------------
@@ -424,10 +486,18 @@ class _Translator:
 
 
 def _post_order(node: exp.Expression):
-    """Children before parents, left to right: similarity slots follow the text."""
-    for child in list(node.iter_expressions()):
-        yield from _post_order(child)
-    yield node
+    """Children before parents, left to right: similarity slots follow the text.
+
+    Iterative, so that the depth a query may have is the limit's, not Python's stack's.
+    """
+    stack = [(node, False)]
+    while stack:
+        current, expanded = stack.pop()
+        if expanded:
+            yield current
+            continue
+        stack.append((current, True))
+        stack.extend((child, False) for child in reversed(list(current.iter_expressions())))
 
 
 def _arity(function: AdqlFunction) -> str:

@@ -130,7 +130,7 @@ _REAP_GRACE_S = 5.0
 
 @dataclass(frozen=True)
 class UwsLimits:
-    """Time limits of the job service, in seconds.
+    """Limits of the job service: times in seconds, and what the jobs may hold.
 
     Attributes
     ----------
@@ -141,6 +141,12 @@ class UwsLimits:
         Lifetime of a job after its creation, by default and at most.
     wait_max : int
         Cap of a blocking ``WAIT`` (``WAIT=-1`` means this cap).
+    job_max_count : int
+        Jobs stored at once (until their destruction); a new one beyond is refused.
+    job_max_parameters : int
+        Parameters of one job.
+    job_parameter_max_bytes, job_parameters_max_bytes : int
+        UTF-8 bytes of one parameter's value, and of all of a job's names and values.
     """
 
     execution_default: int = 600
@@ -148,6 +154,10 @@ class UwsLimits:
     destruction_default: int = 86400
     destruction_max: int = 7 * 86400
     wait_max: int = 60
+    job_max_count: int = 1000
+    job_max_parameters: int = 64
+    job_parameter_max_bytes: int = 128 * 1024
+    job_parameters_max_bytes: int = 256 * 1024
 
 
 @dataclass
