@@ -433,6 +433,8 @@ class _Translator:
             return self._similarity(node, name, args)
         if function.kind == "geometry":
             return _geometry(name, args)
+        if function.kind == "math" or name in _NUMERIC_AGGREGATES:
+            _check_numeric(node, args)
         return exp.Anonymous(this=function.sql, expressions=args)
 
     def _similarity(self, node, name, args) -> exp.Expression:
@@ -483,6 +485,35 @@ class _Translator:
         if not isinstance(source, exp.Table) or row.table != source.alias_or_name:
             return None
         return Ranking(slot=int(slot.this), descending=bool(first.args.get("desc")))
+
+
+_NUMERIC_AGGREGATES = {"SUM", "AVG"}
+_TEXT_FUNCTIONS = {"upper", "lower"}
+
+
+def _check_numeric(node: exp.Anonymous, args: list[exp.Expression]) -> None:
+    """ADQL's numeric functions take numbers: a string argument is the query's error."""
+    for arg in args:
+        if _is_text(arg, node.find_ancestor(exp.Select)):
+            text = arg.name if isinstance(arg, exp.Column) else arg.sql(dialect=ADQL)
+            raise UsageFault(f"{node.name} takes numeric arguments; {text[:60]} is a "
+                             "character string", parameter="QUERY")
+
+
+def _is_text(node: exp.Expression, select: exp.Select | None) -> bool:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Literal):
+        return node.is_string
+    if isinstance(node, (exp.DPipe, exp.Lower)):
+        return True
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower() in _TEXT_FUNCTIONS
+    if isinstance(node, exp.Column) and select is not None:
+        table = _sources(select).get(node.table)
+        column = table.column(node.name) if table else None
+        return column is not None and column.datatype in ("char", "unicodeChar")
+    return False
 
 
 def _post_order(node: exp.Expression):

@@ -165,8 +165,6 @@ class _Catalog:
 
     def _connect(self) -> tuple[sqlite3.Connection, _State]:
         db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        if hasattr(db, "setlimit"):  # Python 3.11+; on 3.10 the result size still bounds
-            db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.string_max_bytes)
         state = _State(self.authority)
         db.execute("PRAGMA case_sensitive_like = ON")  # ADQL LIKE is case-sensitive
         geometry.register(db)
@@ -178,6 +176,9 @@ class _Catalog:
         db.execute("PRAGMA query_only = ON")
         db.set_authorizer(self._authorize)
         db.set_progress_handler(lambda: _interrupt(state), _PROGRESS_STEPS)
+        if hasattr(db, "setlimit"):  # Python 3.11+; on 3.10 the result size still bounds
+            # after the views are made: their SQL is longer than the strings a query needs
+            db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.string_max_bytes)
         return db, state
 
     def _authorize(self, action, arg1, arg2, dbname, source):
