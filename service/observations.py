@@ -76,8 +76,9 @@ def search_image():
                          parameter="IMAGE")
     params = request_params()
     query = ImageQuery.from_params(params)
-    image = read_query_image(upload.read(), upload.filename or "the upload")
     service = tap_service()
+    image = read_query_image(upload.read(), upload.filename or "the upload",
+                             max_pixels=service.limits.image_max_pixels)
     vector = service.encode_image(image)
     result = service.execute({"LANG": "ADQL", "QUERY": query.adql(),
                               "RESPONSEFORMAT": params.get("RESPONSEFORMAT")},
