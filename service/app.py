@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = MAX_IMAGE_BYTES + 1024 * 1024
 
 VOTABLE = "application/x-votable+xml"
+#: Where an HTTP error (404, 405, 413...) is a DALI error document: the VO endpoints and
+#: what DataLink links to.
+_VO_PATHS = ("/tap", "/datalink", "/search", "/preview", "/products", "/proposals")
 
 
 def create_app(config: Config | None = None, test_config: dict | None = None) -> Flask:
@@ -139,7 +142,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        if not request.path.startswith(("/tap", "/datalink", "/search")):
+        if not request.path.startswith(_VO_PATHS):
             return error
         message = f"{error.code} {error.name}: {error.description}"
         return Response(error_votable(message), status=error.code, mimetype=VOTABLE)

@@ -327,6 +327,15 @@ def test_a_destruction_beyond_the_utc_years_is_refused_and_the_job_keeps_working
     assert finish(client, job_id).phase == "COMPLETED"
 
 
+@pytest.mark.parametrize("asked", ["0001-01-01T00:00:00Z", "2026-W01-1", "1970-01-01"])
+def test_a_destruction_in_the_past_is_refused_and_the_job_keeps_working(client, asked):
+    job_id = create(client, QUERY="x")
+    url = f"/tap/async/{job_id}"
+    response = client.post(f"{url}/destruction", data={"DESTRUCTION": asked})
+    assert response.status_code == 400 and b"is in the past" in response.data
+    assert job_doc(client, job_id)[0].phase == "PENDING"
+
+
 def test_an_unusual_destruction_is_normalised_to_utc(client):
     job_id = create(client, QUERY="x")
     url = f"/tap/async/{job_id}"
@@ -533,7 +542,9 @@ def test_close_fails_running_jobs_instead_of_leaving_them(tmp_path):
 
 
 def expire(manager, job_id):
-    manager.set_destruction(job_id, datetime.now(timezone.utc) - timedelta(seconds=1))
+    """Let the job's destruction time pass (a client cannot set one in the past)."""
+    with manager._cond:
+        manager._update(job_id, destruction_ms=uws._now_ms() - 1000)
 
 
 def test_listing_destroys_expired_jobs(manager):

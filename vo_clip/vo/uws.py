@@ -463,10 +463,18 @@ class JobManager:
     def set_destruction(self, job_id: str, when: datetime) -> Job:
         """Set the destruction time (UWS 1.1 §2.2.3.3), capped at creation + max.
 
-        A time in the past destroys the job at the next reaping.
+        Raises
+        ------
+        UsageFault
+            For a time in the past: the job would be gone at once, which is what
+            DELETE is for (a client asking for year 1 more likely made a mistake).
         """
         with self._cond:
             job = self.get(job_id)
+            if _to_ms(when) <= _now_ms():
+                raise UsageFault(f"the destruction time {format_datetime(when)} is in the "
+                                 "past", "DELETE the job to destroy it now",
+                                 parameter="DESTRUCTION")
             latest = _to_ms(job.creation_time) + 1000 * self.limits.destruction_max
             self._update(job_id, destruction_ms=min(_to_ms(when), latest))
             return self._snapshot(job_id)
