@@ -117,6 +117,14 @@ def test_a_string_given_to_a_numeric_function_is_refused(name, text):
     assert caught.value.parameter == "QUERY"
 
 
+def _concatenated(levels: int) -> str:
+    """obs_id concatenated 4^levels times, through nested derived tables."""
+    query = "SELECT obs_id AS s FROM ivoa.ObsCore"
+    for level in range(levels):
+        query = f"SELECT s || s || s || s AS s FROM ({query}) AS t{level}"
+    return query
+
+
 def _or_chain(terms: int) -> str:
     return "SELECT obs_id FROM ivoa.ObsCore WHERE " + " OR ".join(
         f"s_ra = {i}" for i in range(terms))
@@ -132,6 +140,7 @@ def _or_chain(terms: int) -> str:
     ("SELECT " + ", ".join(["*"] * 200) + " FROM ivoa.ObsCore", TapLimits(), "query_max_nodes"),
     ("SELECT " + "(" * 3000 + "1" + ")" * 3000 + " FROM ivoa.ObsCore", TapLimits(),
      "query_max_depth"),
+    (_concatenated(levels=7), TapLimits(), "query_max_nodes"),  # 4^7 copies of obs_id
     ("SELECT TOP 1 obs_id FROM ivoa.ObsCore ORDER BY "
      + " + ".join(f"vo_clip_similarity('text {i}')" for i in range(11)), TapLimits(),
      "query_max_texts"),
@@ -152,6 +161,11 @@ def test_queries_within_the_limits_translate():
                      + ", ".join(f"'o{i}'" for i in range(4000)) + ")")
     assert len(translate("SELECT TOP 1 obs_id FROM ivoa.ObsCore ORDER BY " + " + ".join(
         f"vo_clip_similarity('text {i % 10}')" for i in range(50))).similarities) == 50
+    assert translate(_concatenated(levels=5))  # 4^5 copies: within query_max_nodes
+    joined = translate("SELECT x.a, y.b FROM (SELECT obs_id AS a, s_ra + s_dec AS b FROM "
+                       "ivoa.ObsCore) AS x JOIN (SELECT obs_id, proposal_cycle * 2 AS b FROM "
+                       "hst.observations) AS y ON x.a = y.obs_id WHERE x.b > y.b")
+    assert [c.name for c in joined.columns] == ["a", "b"]
     star = translate("SELECT " + ", ".join(["*"] * 20) + " FROM ivoa.ObsCore")
     assert len(star.columns) == 20 * 30
 

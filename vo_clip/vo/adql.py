@@ -194,11 +194,12 @@ def translate(adql: str, limits: TapLimits = TapLimits()) -> Translation:
 
 @lru_cache(maxsize=512)
 def _translate_cached(adql: str, limits: TapLimits) -> Translation:
-    tree = _parse(adql)
+    tree = _parse(adql, limits)
     _check_size(tree, limits, expanded=False)
     _check_tables(tree)
     tree = _qualify(tree)
     _check_size(tree, limits, expanded=True)
+    _check_flattened_size(tree, limits)
     translator = _Translator()
     columns = translator.output_columns(tree)
     tree = translator.rewrite(tree)
@@ -218,9 +219,17 @@ def _translate_cached(adql: str, limits: TapLimits) -> Translation:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def _parse(adql: str) -> exp.Select:
+def _parse(adql: str, limits: TapLimits) -> exp.Select:
+    dialect = ADQL()
     try:
-        statements = [s for s in sqlglot.parse(adql, read=ADQL) if s is not None]
+        tokens = dialect.tokenize(adql)
+        # a query's nodes are at least half its tokens: refuse before parsing what the
+        # node limit would refuse after (parsing costs twice the tokenizing)
+        if len(tokens) > 2 * limits.query_max_nodes:
+            raise LimitFault(f"the QUERY has {len(tokens)} tokens, more than twice the "
+                             f"limit (query_max_nodes) of {limits.query_max_nodes} nodes",
+                             "split the query", limit="query_max_nodes", parameter="QUERY")
+        statements = [s for s in dialect.parser().parse(tokens, adql) if s is not None]
     except ParseError as exc:
         raise UsageFault(f"ADQL syntax error: {_parse_message(exc)}", parameter="QUERY") from None
     except TokenError as exc:
@@ -243,7 +252,7 @@ def _parse(adql: str) -> exp.Select:
         if isinstance(node, exp.Floor):  # the one function sqlglot parses on its own
             arguments = [a for a in (node.this, node.args.get("decimals")) if a is not None]
             node.replace(exp.Anonymous(this="FLOOR", expressions=arguments))
-    if any(t.token_type == TokenType.LIMIT for t in ADQL().tokenize(adql)):
+    if any(t.token_type == TokenType.LIMIT for t in tokens):
         raise UsageFault("LIMIT is not ADQL", "use SELECT TOP n", parameter="QUERY")
     return statement
 
@@ -288,6 +297,61 @@ def _check_size(tree: exp.Expression, limits: TapLimits, *, expanded: bool) -> N
                          f"(query_max_nodes) is {limits.query_max_nodes}",
                          "split the query, or select fewer columns",
                          limit="query_max_nodes", parameter="QUERY")
+
+
+def _check_flattened_size(tree: exp.Select, limits: TapLimits) -> None:
+    """Refuse a query whose derived tables multiply its size when SQLite flattens them.
+
+    SQLite copies a derived table's column expression wherever the outer query uses
+    the column: ``SELECT s||s||s||s AS s FROM (...)`` nested ten deep is 40 ADQL nodes
+    per level but a million in SQLite (and hundreds of MB) once flattened.
+    """
+    nodes = _flattened_sizes(tree, {})[1]
+    if nodes > limits.query_max_nodes:
+        raise LimitFault(f"the QUERY becomes {nodes:,} expression nodes once its derived "
+                         "tables are substituted where their columns are used; the limit "
+                         f"(query_max_nodes) is {limits.query_max_nodes}",
+                         "use each column of a derived table fewer times",
+                         limit="query_max_nodes", parameter="QUERY")
+
+
+def _flattened_sizes(select: exp.Expression, memo: dict) -> tuple[dict[str, int], int]:
+    """The flattened size of each output column of ``select``, and of all of it."""
+    if id(select) in memo:
+        return memo[id(select)]
+    derived: dict[str, dict[str, int]] = {}
+    if isinstance(select, exp.Select):
+        from_ = select.args.get("from_")
+        sources = ([from_.this] if from_ else []) + [j.this for j in select.args.get("joins")
+                                                     or []]
+        for source in sources:
+            if isinstance(source, exp.Subquery) and isinstance(source.this, exp.Select):
+                derived[source.alias_or_name] = _flattened_sizes(source.this, memo)[0]
+
+    def size(node: exp.Expression) -> int:
+        total, stack = 0, [node]
+        while stack:
+            current = stack.pop()
+            if isinstance(current, exp.Subquery) and current.parent_select is select \
+                    and current.alias_or_name in derived:
+                continue  # a derived table in FROM: counted where its columns are used
+            if isinstance(current, exp.Column) and current.table in derived:
+                total += derived[current.table].get(current.name, 1)
+                continue
+            if isinstance(current, exp.Select) and current is not node:
+                total += _flattened_sizes(current, memo)[1]  # a subquery in an expression
+                continue
+            total += 1
+            stack.extend(current.iter_expressions())
+        return total
+
+    columns = {}
+    if isinstance(select, exp.Select):
+        for item in select.expressions:
+            columns[item.alias_or_name] = size(item.this if isinstance(item, exp.Alias)
+                                               else item)
+    memo[id(select)] = columns, size(select)
+    return memo[id(select)]
 
 
 def _star_columns(star: exp.Star) -> int:
