@@ -21,7 +21,6 @@ Run: ``python benchmarks/hostile_queries.py [--rows 3000] [--repeats 3] [--cases
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import resource

@@ -220,11 +220,10 @@ def _image_cases():
              for name, data in uploads.items()]
     for name in ("TOP", "RA", "DEC", "RADIUS", "TMIN", "TMAX", "INSTRUMENT", "RESPONSEFORMAT"):
         for value in ODD_VALUES:
+            cone = {} if name in ("RA", "DEC", "RADIUS") else {"RA": "1", "DEC": "2",
+                                                               "RADIUS": "3"}
             cases.append(("POST", "/search/image", {"files": {"IMAGE": ("ok.png", png)},
-                                                    "data": {name: value, "RA": "1", "DEC": "2",
-                                                             "RADIUS": "3"}
-                                                    if name not in ("RA", "DEC", "RADIUS")
-                                                    else {name: value}}))
+                                                    "data": {**cone, name: value}}))
     cases += [("POST", "/search/image", {}), ("POST", "/search/image", {"data": {"IMAGE": "x"}}),
               ("GET", "/search/image", {}),
               ("POST", "/search/image", {"files": {"IMAGE": ("a\x00\u2603.png", png)}})]
@@ -251,16 +250,17 @@ def _fits_table() -> bytes:
     return buffer.getvalue()
 
 
+ODD_OAI = ODD_VALUES[:10] + ["é.é", "e30.é", "0001-01-01", "9999-99-99T99:99:99Z"]
+
+
 def _oai_cases():
     cases = [("GET", "/oai", {"params": {"verb": v}}) for v in ODD_VALUES]
     for verb in ("GetRecord", "ListRecords", "ListIdentifiers", "ListSets", "Identify",
                  "ListMetadataFormats"):
         for name in ("identifier", "metadataPrefix", "from", "until", "set", "resumptionToken"):
-            for value in ODD_VALUES[:10] + ["é.é", "e30.é", "0001-01-01", "9999-99-99T99:99:99Z"]:
-                cases.append(("GET", "/oai", {"params": {"verb": verb, name: value,
-                                                         "metadataPrefix": "ivo_vor"}
-                                              if name != "metadataPrefix"
-                                              else {"verb": verb, name: value}}))
+            for value in ODD_OAI:
+                params = {"verb": verb, "metadataPrefix": "ivo_vor", name: value}
+                cases.append(("GET", "/oai", {"params": params}))
     cases += [("POST", "/oai", {"data": b"verb=%ff%fe", "headers": {
         "Content-Type": "application/x-www-form-urlencoded"}}), ("PUT", "/oai", {})]
     return cases

@@ -77,7 +77,8 @@ def test_availability_after_an_expired_query_limit_says_available(one_thread_ser
 
 def test_a_sync_query_past_its_limit_names_the_limit(one_thread_server):
     heavy = ("SELECT COUNT(*) FROM ivoa.ObsCore a, ivoa.ObsCore b, ivoa.ObsCore c, "
-             "ivoa.ObsCore d, ivoa.ObsCore e WHERE SIN(a.s_ra + b.s_ra + c.s_ra + d.s_ra + e.s_ra) > 2")
+             "ivoa.ObsCore d, ivoa.ObsCore e "
+             "WHERE SIN(a.s_ra + b.s_ra + c.s_ra + d.s_ra + e.s_ra) > 2")
     response = requests.get(one_thread_server + "/tap/sync",
                             params={"LANG": "ADQL", "QUERY": heavy}, timeout=60)
     assert response.status_code == 503, response.text

@@ -199,7 +199,8 @@ def test_an_aborted_job_stops_its_query(tap):
 def test_a_sync_query_past_the_sync_limit_is_stopped_naming_it(engine):
     tap = TapService(engine.index, limits=TapLimits(sync_execution_limit=1))
     heavy = ("SELECT COUNT(*) FROM ivoa.ObsCore a, ivoa.ObsCore b, ivoa.ObsCore c, "
-             "ivoa.ObsCore d, ivoa.ObsCore e WHERE SIN(a.s_ra + b.s_ra + c.s_ra + d.s_ra + e.s_ra) > 2")
+             "ivoa.ObsCore d, ivoa.ObsCore e "
+             "WHERE SIN(a.s_ra + b.s_ra + c.s_ra + d.s_ra + e.s_ra) > 2")
     with pytest.raises(TransientFault, match=r"time limit of 1 s \(sync_execution_limit\)") \
             as caught:
         run(tap, heavy)
