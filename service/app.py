@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = MAX_IMAGE_BYTES + 1024 * 1024
 
 VOTABLE = "application/x-votable+xml"
+#: Where an HTTP error (404, 405, 413...) is a DALI error document: the VO endpoints and
+#: what DataLink links to.
+_VO_PATHS = ("/tap", "/datalink", "/search", "/preview", "/products", "/proposals")
 
 
 def create_app(config: Config | None = None, test_config: dict | None = None) -> Flask:
@@ -126,8 +130,9 @@ def _job_manager(app: Flask, config: Config) -> JobManager:
         finally:
             counted.requests.labels(metrics.ASYNC_JOB).observe(time.perf_counter() - started)
 
-    limits = UwsLimits(wait_max=config.wait_max, blocking_waits=config.blocking_waits
-                       or max(1, config.threads // 2))
+    limits = config.uws_limits()
+    limits = replace(limits, blocking_waits=config.blocking_waits
+                     or max(1, config.threads // 2))
     return JobManager(config.home / "jobs" / config.index_dir.name, run_query, limits)
 
 
@@ -171,7 +176,7 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         metrics.count_error(error, type(error).__name__, error.code or 500)
-        if not request.path.startswith(("/tap", "/datalink", "/search")):
+        if not request.path.startswith(_VO_PATHS):
             return error
         message = f"{error.code} {error.name}: {error.description}"
         return Response(error_votable(message), status=error.code, mimetype=VOTABLE)

@@ -79,8 +79,9 @@ def search_image():
                          parameter="IMAGE")
     params = request_params()
     query = ImageQuery.from_params(params)
-    image = read_query_image(upload.read(), upload.filename or "the upload")
     service = tap_service()
+    image = read_query_image(upload.read(), upload.filename or "the upload",
+                             max_pixels=service.limits.image_max_pixels)
     recorder = stage_recorder()
     with StageClock(recorder).stage("encode"):
         vector = service.encode_image(image)

@@ -9,6 +9,8 @@ sub-resource is 404 and an unsupported method 405, never a traceback.
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, current_app, redirect, request
 
 from vo_clip.vo import uws
@@ -77,14 +79,20 @@ def _apply_phase(job_id: str, action: str | None) -> None:
         _manager().abort(job_id)
 
 
+#: An integer as UWS parameters write one (``600``, ``-1``; ``600.0`` too), of at most
+#: 18 digits: anything longer is beyond any count or duration this service holds.
+_INTEGER = re.compile(r"\s*([+-]?\d{1,18})(?:\.0*)?\s*")
+
+
 def _int_param(params, name: str) -> int | None:
     value = params.get(name)
     if value is None:
         return None
-    try:
-        return int(float(value))
-    except (ValueError, OverflowError):
-        raise UsageFault(f"{name} must be an integer, not {value!r}", parameter=name) from None
+    match = _INTEGER.fullmatch(value)
+    if match is None:
+        raise UsageFault(f"{name} must be an integer of at most 18 digits, not "
+                         f"{value[:40]!r}", parameter=name)
+    return int(match.group(1))
 
 
 # -- the job list ---------------------------------------------------------------------

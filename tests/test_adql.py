@@ -5,8 +5,9 @@ import sqlite3
 
 import pytest
 
-from vo_clip.vo.adql import translate
-from vo_clip.vo.faults import UsageFault
+from vo_clip.vo.adql import FUNCTIONS, translate
+from vo_clip.vo.faults import LimitFault, UsageFault
+from vo_clip.vo.vosi import TapLimits
 
 ACCEPTED = [
     # taplint
@@ -100,6 +101,73 @@ def test_refused_queries_say_why(adql, needle):
     assert needle in str(caught.value)
     assert "\x1b[" not in str(caught.value)  # no terminal colour codes from the parser
     assert caught.value.parameter == "QUERY"
+
+
+NUMERIC = sorted(name for name, f in FUNCTIONS.items()
+                 if (f.kind == "math" and f.max_args > 0) or name in ("SUM", "AVG"))
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+@pytest.mark.parametrize("text", ["obs_id", "o.target_name", "'12'", "UPPER(obs_id)",
+                                  "(obs_id || 'x')"])
+def test_a_string_given_to_a_numeric_function_is_refused(name, text):
+    arguments = [text] + ["1"] * (max(FUNCTIONS[name].min_args, 1) - 1)
+    with pytest.raises(UsageFault, match=f"{name} takes numeric arguments") as caught:
+        translate(f"SELECT {name}({', '.join(arguments)}) FROM ivoa.ObsCore AS o")
+    assert caught.value.parameter == "QUERY"
+
+
+def _concatenated(levels: int) -> str:
+    """obs_id concatenated 4^levels times, through nested derived tables."""
+    query = "SELECT obs_id AS s FROM ivoa.ObsCore"
+    for level in range(levels):
+        query = f"SELECT s || s || s || s AS s FROM ({query}) AS t{level}"
+    return query
+
+
+def _or_chain(terms: int) -> str:
+    return "SELECT obs_id FROM ivoa.ObsCore WHERE " + " OR ".join(
+        f"s_ra = {i}" for i in range(terms))
+
+
+@pytest.mark.parametrize("adql, limits, limit", [
+    ("SELECT obs_id FROM ivoa.ObsCore WHERE obs_id = '" + "x" * 200 + "'",
+     TapLimits(query_max_length=100), "query_max_length"),
+    (_or_chain(300), TapLimits(), "query_max_depth"),
+    (_or_chain(40), TapLimits(query_max_depth=30), "query_max_depth"),
+    ("SELECT obs_id FROM ivoa.ObsCore WHERE s_ra IN ("
+     + ",".join(str(i) for i in range(12_000)) + ")", TapLimits(), "query_max_nodes"),
+    ("SELECT " + ", ".join(["*"] * 200) + " FROM ivoa.ObsCore", TapLimits(), "query_max_nodes"),
+    ("SELECT " + "(" * 3000 + "1" + ")" * 3000 + " FROM ivoa.ObsCore", TapLimits(),
+     "query_max_depth"),
+    (_concatenated(levels=7), TapLimits(), "query_max_nodes"),  # 4^7 copies of obs_id
+    ("SELECT TOP 1 obs_id FROM ivoa.ObsCore ORDER BY "
+     + " + ".join(f"vo_clip_similarity('text {i}')" for i in range(11)), TapLimits(),
+     "query_max_texts"),
+    ("SELECT TOP 1 obs_id FROM ivoa.ObsCore ORDER BY "
+     + " + ".join("vo_clip_similarity_to('obs001')" for _ in range(51)), TapLimits(),
+     "query_max_similarities"),
+])
+def test_queries_beyond_a_limit_are_refused_naming_it(adql, limits, limit):
+    with pytest.raises(LimitFault) as caught:
+        translate(adql, limits)
+    assert caught.value.limit == limit and limit in str(caught.value)
+    assert caught.value.parameter == "QUERY" and caught.value.status == 400
+
+
+def test_queries_within_the_limits_translate():
+    assert translate(_or_chain(200)).sql.count(" OR ") == 199
+    assert translate("SELECT obs_id FROM ivoa.ObsCore WHERE obs_id IN ("
+                     + ", ".join(f"'o{i}'" for i in range(4000)) + ")")
+    assert len(translate("SELECT TOP 1 obs_id FROM ivoa.ObsCore ORDER BY " + " + ".join(
+        f"vo_clip_similarity('text {i % 10}')" for i in range(50))).similarities) == 50
+    assert translate(_concatenated(levels=5))  # 4^5 copies: within query_max_nodes
+    joined = translate("SELECT x.a, y.b FROM (SELECT obs_id AS a, s_ra + s_dec AS b FROM "
+                       "ivoa.ObsCore) AS x JOIN (SELECT obs_id, proposal_cycle * 2 AS b FROM "
+                       "hst.observations) AS y ON x.a = y.obs_id WHERE x.b > y.b")
+    assert [c.name for c in joined.columns] == ["a", "b"]
+    star = translate("SELECT " + ", ".join(["*"] * 20) + " FROM ivoa.ObsCore")
+    assert len(star.columns) == 20 * 30
 
 
 def test_select_star_follows_the_published_column_order():

@@ -64,3 +64,19 @@ def test_server_settings_are_whole_numbers_from_any_source(tmp_path):
                         ("channel_timeout", "soon"), ("threads", 2.5)]:
         with pytest.raises(VoClipError, match=f"setting {name} cannot be"):
             Config.load(env={"VO_CLIP_HOME": str(tmp_path)}, **{name: value})
+
+
+def test_limits_are_settings_that_reach_the_services(tmp_path):
+    file = tmp_path / "limits.toml"
+    file.write_text("query_max_texts = 3\njob_max_count = 20\n")
+    config = Config.load(file=file, env={"VO_CLIP_SYNC_EXECUTION_LIMIT": "15"})
+    tap, jobs = config.tap_limits(), config.uws_limits()
+    assert (tap.sync_execution_limit, tap.query_max_texts) == (15, 3)
+    assert jobs.job_max_count == 20
+    assert tap.result_max_bytes == Config.load(env={}).tap_limits().result_max_bytes
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "1.5", "sixty", ""])
+def test_a_limit_must_be_a_positive_integer(value):
+    with pytest.raises(VoClipError, match="setting sync_execution_limit cannot be"):
+        Config.load(env={"VO_CLIP_SYNC_EXECUTION_LIMIT": value})

@@ -2,13 +2,14 @@
 and anything too large, refused with a message naming the problem."""
 
 import io
+import re
 
 import numpy as np
 import pytest
 from astropy.io import fits
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
-from vo_clip.vo.faults import UsageFault
+from vo_clip.vo.faults import LimitFault, UsageFault
 from vo_clip.vo.image_query import ImageQuery, read_query_image
 
 
@@ -58,8 +59,81 @@ def test_other_formats_and_huge_images_are_refused():
         read_query_image(buffer.getvalue())
     huge = io.BytesIO()
     Image.new("1", (8000, 6000)).save(huge, format="PNG")  # 48 Mpx, a few kB
-    with pytest.raises(UsageFault, match="the limit is"):
+    with pytest.raises(LimitFault, match=r"8000x6000 pixels; the limit \(image_max_pixels\)") \
+            as caught:
         read_query_image(huge.getvalue())
+    assert caught.value.limit == "image_max_pixels"
+
+
+@pytest.mark.parametrize("kind", ["zTXt", "iTXt"])
+def test_a_png_whose_text_chunk_inflates_past_pillows_limit_is_refused(kind):
+    info = PngImagePlugin.PngInfo()
+    text = "x" * (PngImagePlugin.MAX_TEXT_CHUNK + 1)
+    info.add_text("comment", text, zip=True) if kind == "zTXt" else info.add_itxt(
+        "comment", text, zip=True)
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="PNG", pnginfo=info)
+    assert kind.encode() in buffer.getvalue() and len(buffer.getvalue()) < 10_000
+    with pytest.raises(UsageFault, match="not a PNG, JPEG or FITS image"):
+        read_query_image(buffer.getvalue(), "bomb.png")
+
+
+def fits_bytes(*cards: tuple[str, str], data: bytes = b"\1" * 16) -> bytes:
+    """A FITS file written card by card, so that its header can say anything."""
+    header = b"".join(f"{key:<8}= {value:>20}".ljust(80).encode() for key, value in cards)
+    header += b"END".ljust(80)
+    header += b" " * (-len(header) % 2880)
+    return header + data + b"\0" * (-len(data) % 2880)
+
+
+IMAGE = [("SIMPLE", "T"), ("BITPIX", "8")]
+
+
+@pytest.mark.parametrize("cards, needle", [
+    (IMAGE + [("NAXIS", "1000")], "not a readable FITS"),
+    (IMAGE + [("NAXIS", "-1")], "not a readable FITS"),
+    (IMAGE + [("NAXIS", "2"), ("NAXIS1", "4")], "not a readable FITS"),
+    (IMAGE + [("NAXIS", "2"), ("NAXIS1", "-5"), ("NAXIS2", "4")], "not a readable FITS"),
+    (IMAGE + [("NAXIS", "2"), ("NAXIS1", "'four'"), ("NAXIS2", "4")], "not a readable FITS"),
+    (IMAGE + [("NAXIS", "2"), ("NAXIS1", str(2 ** 40)), ("NAXIS2", str(2 ** 40))],
+     "not a readable FITS"),
+    (IMAGE + [("NAXIS", "3"), ("NAXIS1", str(2 ** 32)), ("NAXIS2", str(2 ** 32)),
+              ("NAXIS3", str(2 ** 32))], "not a readable FITS"),
+    ([("SIMPLE", "T"), ("BITPIX", "7"), ("NAXIS", "2"), ("NAXIS1", "4"), ("NAXIS2", "4")],
+     "BITPIX 7"),
+    (IMAGE + [("NAXIS", "1"), ("NAXIS1", "16")], "no image HDU"),
+])
+def test_fits_files_with_absurd_axes_are_refused(cards, needle):
+    with pytest.raises(UsageFault, match=needle):
+        read_query_image(fits_bytes(*cards), "odd.fits")
+
+
+def test_fits_axes_are_checked_against_the_limit_before_the_pixels_are_read():
+    claimed = IMAGE + [("NAXIS", "2"), ("NAXIS1", "100000"), ("NAXIS2", "100000")]
+    with pytest.warns(Warning, match="truncated"), pytest.raises(LimitFault) as caught:
+        read_query_image(fits_bytes(*claimed), "claims-10-GB.fits")
+    assert "100000x100000" in str(caught.value) and caught.value.limit == "image_max_pixels"
+
+
+def _tile_compressed(shape) -> bytes:
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(np.zeros(shape, np.int32))]).writeto(
+        buffer)
+    return buffer.getvalue()
+
+
+def test_a_tile_compressed_image_is_measured_before_it_is_decompressed():
+    data = _tile_compressed((512, 512))  # 1 MB of pixels in ~20 kB
+    assert len(data) < 64_000
+    with pytest.raises(LimitFault, match=r"512x512 pixels; the limit \(image_max_pixels\)"):
+        read_query_image(data, "bomb.fits", max_pixels=100_000)
+    assert read_query_image(data, "fine.fits", max_pixels=512 * 512).size == (512, 512)
+    # the same file claiming 4 x 10^10 pixels: decompressing it would need 160 GB
+    bomb = re.sub(rb"(ZNAXIS[12] = ) {17}512", lambda m: m.group(1) + b"%20d" % 200_000,
+                  data)
+    assert bomb.count(b"200000") == 2 and len(bomb) == len(data)
+    with pytest.raises(LimitFault, match="200000x200000 pixels"):
+        read_query_image(bomb, "bomb.fits")
 
 
 def test_constraints_become_adql():

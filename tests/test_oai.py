@@ -279,6 +279,18 @@ def test_forged_and_altered_tokens_are_refused(repository):
             "badResumptionToken")
 
 
+def test_tokens_with_non_ascii_characters_or_nested_payloads_are_refused(repository):
+    import base64
+
+    token = first_token(repository)
+    payload, signature = token.split(".")
+    nested = base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode()
+    for odd in (f"{payload}.é{signature[1:]}", f"{token}\u2603", "é" + token, "é.é",
+                f"{payload}.{'ÿ' * len(signature)}", f"{nested}.{signature}"):
+        assert error_code(ask(repository, verb="ListRecords", resumptionToken=odd)) == (
+            "badResumptionToken"), odd[:40]
+
+
 def test_tokens_expire_and_belong_to_their_verb_and_list(repository):
     token = first_token(repository)
     assert error_code(ask(repository, verb="ListRecords", resumptionToken=token)) is None

@@ -16,7 +16,7 @@ from vo_clip.ml.model import load_model
 from vo_clip.search.engine import Query, SearchEngine
 from vo_clip.search.index import EmbeddingIndex
 from vo_clip.vo import tap as tap_module
-from vo_clip.vo.faults import TransientFault, UsageFault
+from vo_clip.vo.faults import LimitFault, TransientFault, UsageFault
 from vo_clip.vo.tap import TapService
 from vo_clip.vo.vosi import TapLimits
 
@@ -196,6 +196,62 @@ def test_an_aborted_job_stops_its_query(tap):
         tap.execute({"LANG": "ADQL", "QUERY": heavy}, base_url=BASE, cancelled=lambda: True)
 
 
+def test_a_sync_query_past_the_sync_limit_is_stopped_naming_it(engine):
+    tap = TapService(engine.index, limits=TapLimits(sync_execution_limit=1))
+    heavy = ("SELECT COUNT(*) FROM ivoa.ObsCore a, ivoa.ObsCore b, ivoa.ObsCore c, "
+             "ivoa.ObsCore d, ivoa.ObsCore e "
+             "WHERE SIN(a.s_ra + b.s_ra + c.s_ra + d.s_ra + e.s_ra) > 2")
+    with pytest.raises(TransientFault, match=r"time limit of 1 s \(sync_execution_limit\)") \
+            as caught:
+        run(tap, heavy)
+    assert caught.value.limit == "sync_execution_limit"
+    assert "/tap/async" in str(caught.value)
+
+
+@pytest.mark.parametrize("function", ["TRUNCATE(x.obs_id, 1)", "TRUNCATE(1.5, x.obs_id)",
+                                      "COT(x.obs_id)", "RAND(x.obs_id)"])
+def test_a_string_reaching_a_numeric_function_at_run_time_is_the_query_error(tap, function):
+    # the derived table's column has no declared type: the translator cannot tell
+    with pytest.raises(UsageFault, match="takes numbers, not 'obs0") as caught:
+        run(tap, f"SELECT {function} FROM (SELECT obs_id FROM ivoa.ObsCore) AS x")
+    assert caught.value.status == 400
+
+
+def test_numeric_functions_take_extreme_arguments(tap):
+    result = run(tap, "SELECT TOP 1 TRUNCATE(1.25, 400), TRUNCATE(1.25, -400), "
+                      "TRUNCATE(1.25, 1e30), COT(0), TRUNCATE(1e308, 300) FROM ivoa.ObsCore")
+    assert result.rows == [(1.25, 0.0, 1.25, None, 1e308)]
+
+
+def test_a_query_building_a_long_string_is_refused_naming_the_limit(engine):
+    tap = TapService(engine.index, limits=TapLimits(query_max_string_bytes=1000))
+    query = "SELECT obs_id AS s FROM ivoa.ObsCore"
+    for level in range(4):  # 4^4 copies of obs_id: 1,536 bytes
+        query = f"SELECT s || s || s || s AS s FROM ({query}) AS t{level}"
+    with pytest.raises(LimitFault, match="query_max_string_bytes") as caught:
+        run(tap, query)
+    assert caught.value.limit == "query_max_string_bytes"
+    assert len(run(tap, query.replace("s || s || s || s", "s || s", 1)).rows) == len(engine.index)
+
+
+def test_a_result_larger_than_the_limit_is_refused_naming_it(engine):
+    tap = TapService(engine.index, limits=TapLimits(result_max_bytes=2000))
+    with pytest.raises(LimitFault, match="result_max_bytes") as caught:
+        run(tap, "SELECT * FROM ivoa.ObsCore")
+    assert caught.value.limit == "result_max_bytes" and caught.value.status == 400
+    assert len(run(tap, "SELECT TOP 3 obs_id FROM ivoa.ObsCore").rows) == 3
+
+
+def test_a_candidate_list_longer_than_the_string_limit_scores_every_row(engine, monkeypatch):
+    query = ("SELECT TOP 3 obs_id, vo_clip_similarity('faint diffuse glow') AS sim FROM "
+             "ivoa.ObsCore ORDER BY sim DESC")
+    monkeypatch.setattr(tap_module, "_CANDIDATE_CEILING", 1.0)  # always restrict, if it can
+    expected = run(TapService(engine.index, engine=lambda: engine), query).rows
+    short = TapService(engine.index, engine=lambda: engine,
+                       limits=TapLimits(query_max_string_bytes=50))
+    assert run(short, query).rows == expected and len(expected) == 3
+
+
 @pytest.mark.parametrize("sql", [
     "SELECT * FROM sqlite_master",
     "SELECT * FROM main.sqlite_master",
@@ -208,14 +264,14 @@ def test_an_aborted_job_stops_its_query(tap):
     "SELECT sqlite_version()",
 ])
 def test_the_sql_connection_refuses_anything_but_reading_published_tables(tap, sql):
-    db, _ = tap._catalog.connection()
-    with pytest.raises(sqlite3.DatabaseError):
-        db.execute(sql).fetchall()
+    with tap._catalog.session(seconds=30, limit="test") as (db, _):
+        with pytest.raises(sqlite3.DatabaseError, match="not authorized|prohibited|no such"):
+            db.execute(sql).fetchall()
 
 
 def test_the_sql_connection_runs_one_statement_only(tap):
-    db, _ = tap._catalog.connection()
-    with pytest.raises(sqlite3.ProgrammingError):
+    with tap._catalog.session(seconds=30, limit="test") as (db, _), \
+            pytest.raises(sqlite3.ProgrammingError):
         db.execute("SELECT 1 FROM vo_clip_obscore; SELECT 2 FROM vo_clip_obscore")
 
 

@@ -313,6 +313,123 @@ def test_execution_duration_and_destruction_are_clamped(client):
     assert text(client, f"{url}/quote") == "" and text(client, f"{url}/owner") == ""
 
 
+@pytest.mark.parametrize("asked", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
+                                   "0001-01-01T00:00:00.000+23:59"])
+def test_a_destruction_beyond_the_utc_years_is_refused_and_the_job_keeps_working(client, asked):
+    job_id = create(client, QUERY="x")
+    url = f"/tap/async/{job_id}"
+    before = text(client, f"{url}/destruction")
+    response = client.post(f"{url}/destruction", data={"DESTRUCTION": asked})
+    assert response.status_code == 400 and response.mimetype == "text/plain"
+    assert "outside the years 1 to 9999" in response.get_data(as_text=True)
+    assert text(client, f"{url}/destruction") == before
+    assert job_doc(client, job_id)[0].phase == "PENDING"
+    client.post(url, data={"PHASE": "RUN"})
+    assert finish(client, job_id).phase == "COMPLETED"
+
+
+@pytest.mark.parametrize("asked", ["0001-01-01T00:00:00Z", "2026-W01-1", "1970-01-01"])
+def test_a_destruction_in_the_past_is_refused_and_the_job_keeps_working(client, asked):
+    job_id = create(client, QUERY="x")
+    url = f"/tap/async/{job_id}"
+    response = client.post(f"{url}/destruction", data={"DESTRUCTION": asked})
+    assert response.status_code == 400 and b"is in the past" in response.data
+    assert job_doc(client, job_id)[0].phase == "PENDING"
+
+
+def test_an_unusual_destruction_is_normalised_to_utc(client):
+    job_id = create(client, QUERY="x")
+    url = f"/tap/async/{job_id}"
+    soon = datetime.now(timezone.utc) + timedelta(hours=1)
+    written = soon.astimezone(timezone(timedelta(hours=14))).isoformat()
+    assert client.post(f"{url}/destruction", data={"DESTRUCTION": written}).status_code == 303
+    shown = text(client, f"{url}/destruction")
+    assert shown.endswith("Z") and abs(uws.parse_datetime(shown) - soon) < timedelta(seconds=1)
+
+
+def test_times_print_four_digit_years_and_stored_ones_out_of_range_still_read(manager):
+    assert uws.format_datetime(datetime(1, 1, 1, tzinfo=timezone.utc)) == "0001-01-01T00:00:00.000Z"
+    job = manager.create({"QUERY": "x"})
+    with manager._cond:  # as a row written before destruction times were checked
+        manager._update(job.job_id, destruction_ms=-10 ** 16)
+    with pytest.raises(NotFoundFault, match="destroyed at 0001-01-01T00:00:00.000Z"):
+        manager.get(job.job_id)
+
+
+@pytest.mark.parametrize("query", ["?LAST=" + "1" + "0" * 23, "?LAST=-1", "?LAST=1.5",
+                                   "?LAST=1e3", "?LAST=nan", "?LAST=", "?LAST=0x10"])
+def test_absurd_paging_is_a_uws_error(client, query):
+    response = client.get(f"/tap/async{query}")
+    assert response.status_code == 400 and response.mimetype == "text/plain"
+    assert response.get_data(as_text=True).startswith("UsageFault: LAST must be")
+
+
+def test_integers_are_whole_numbers_of_at_most_18_digits(client):
+    job_id = create(client, QUERY="x")
+    url = f"/tap/async/{job_id}"
+    for asked, status in [("1.5", 400), ("1e2", 400), ("9" * 19, 400), ("120.0", 303),
+                          (" 90 ", 303), ("9" * 18, 303)]:
+        response = client.post(f"{url}/executionduration", data={"EXECUTIONDURATION": asked})
+        assert response.status_code == status, asked
+    assert text(client, f"{url}/executionduration") == "3600"
+    assert client.get(f"{url}?WAIT=0.5").status_code == 400
+    assert client.get("/tap/async?LAST=99999999").status_code == 200  # capped, not refused
+
+
+@pytest.fixture
+def small_client(tmp_path):
+    limits = uws.UwsLimits(wait_max=1, job_max_count=3, job_max_parameters=5,
+                           job_parameter_max_bytes=100, job_parameters_max_bytes=250)
+    with uws.JobManager(tmp_path / "small", fake_execute, limits) as jobs:
+        app = Flask(__name__)
+        app.extensions["vo_clip.config"] = Config(home=tmp_path)
+        app.extensions["vo_clip.uws"] = jobs
+        app.register_blueprint(bp, url_prefix="/tap/async")
+        yield app.test_client(), jobs
+
+
+@pytest.mark.parametrize("params, limit", [
+    ({"QUERY": "x" * 101}, "job_parameter_max_bytes"),
+    ({"QUERY": "é" * 51}, "job_parameter_max_bytes"),  # bytes, not characters
+    ({f"P{i}": "x" * 70 for i in range(4)}, "job_parameters_max_bytes"),
+    ({"X" * 251: "1"}, "job_parameters_max_bytes"),
+    ({f"P{i}": "1" for i in range(6)}, "job_max_parameters"),
+])
+def test_parameters_beyond_the_limits_are_refused_and_nothing_is_stored(small_client, params,
+                                                                         limit):
+    client, jobs = small_client
+    response = client.post("/tap/async", data=params)
+    assert response.status_code == 400 and response.mimetype == "text/plain"
+    assert response.get_data(as_text=True).startswith("LimitFault:")
+    assert limit in response.get_data(as_text=True)
+    assert jobs.list() == []
+    with pytest.raises(uws.LimitFault) as caught:
+        jobs.create(params)
+    assert caught.value.limit == limit
+
+
+def test_parameters_added_later_count_with_the_stored_ones(small_client):
+    client, jobs = small_client
+    job_id = create(client, QUERY="x" * 90, LANG="ADQL")
+    for child in ("/parameters", ""):
+        response = client.post(f"/tap/async/{job_id}{child}", data={"RUNID": "y" * 100,
+                                                                   "FORMAT": "z" * 60})
+        assert response.status_code == 400 and "job_parameters_max_bytes" in response.text
+    assert jobs.get(job_id).parameters == {"QUERY": "x" * 90, "LANG": "ADQL"}
+    assert client.post(f"/tap/async/{job_id}/parameters", data={"RUNID": "r"}).status_code == 303
+
+
+def test_jobs_beyond_the_count_limit_are_refused_until_one_goes(small_client):
+    client, jobs = small_client
+    first, *_ = [create(client, QUERY=str(i)) for i in range(3)]
+    response = client.post("/tap/async", data={"QUERY": "one too many"})
+    assert response.status_code == 503 and "job_max_count" in response.get_data(as_text=True)
+    assert len(jobs.list()) == 3
+    expire(jobs, first)  # an expired job makes room
+    create(client, QUERY="now there is room")
+    assert len(jobs.list()) == 3
+
+
 def test_only_a_pending_job_can_change(client):
     job_id = create(client, QUERY="x", PHASE="RUN")
     finish(client, job_id)
@@ -427,7 +544,9 @@ def test_close_fails_running_jobs_instead_of_leaving_them(tmp_path):
 
 
 def expire(manager, job_id):
-    manager.set_destruction(job_id, datetime.now(timezone.utc) - timedelta(seconds=1))
+    """Let the job's destruction time pass (a client cannot set one in the past)."""
+    with manager._cond:
+        manager._update(job_id, destruction_ms=uws._now_ms() - 1000)
 
 
 def test_listing_destroys_expired_jobs(manager):

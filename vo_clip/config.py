@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Mapping
 
 from .errors import VoClipError
+from .vo.uws import UwsLimits
+from .vo.vosi import TapLimits
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -103,6 +105,12 @@ class Config:
     proxy_fix : int
         Trusted proxies in front of the service: ``X-Forwarded-*`` headers are honoured
         for this many hops (Werkzeug's ProxyFix); 0 ignores them.
+    sync_execution_limit, lookup_time_limit, query_max_length, query_max_nodes, \
+query_max_depth, query_max_texts, query_max_similarities, query_max_string_bytes, \
+result_max_bytes, image_max_pixels : int
+        What one request may cost (see :class:`vo_clip.vo.vosi.TapLimits`).
+    job_max_count, job_max_parameters, job_parameter_max_bytes, job_parameters_max_bytes : int
+        What the async jobs may hold (see :class:`vo_clip.vo.uws.UwsLimits`).
     """
 
     home: Path
@@ -142,6 +150,21 @@ class Config:
     wait_max: int = 60
     blocking_waits: int | None = None
     proxy_fix: int = 0
+    # Limits: the same names, and defaults, as the fields of TapLimits and UwsLimits.
+    sync_execution_limit: int = TapLimits.sync_execution_limit
+    lookup_time_limit: int = TapLimits.lookup_time_limit
+    query_max_length: int = TapLimits.query_max_length
+    query_max_nodes: int = TapLimits.query_max_nodes
+    query_max_depth: int = TapLimits.query_max_depth
+    query_max_texts: int = TapLimits.query_max_texts
+    query_max_similarities: int = TapLimits.query_max_similarities
+    query_max_string_bytes: int = TapLimits.query_max_string_bytes
+    result_max_bytes: int = TapLimits.result_max_bytes
+    image_max_pixels: int = TapLimits.image_max_pixels
+    job_max_count: int = UwsLimits.job_max_count
+    job_max_parameters: int = UwsLimits.job_max_parameters
+    job_parameter_max_bytes: int = UwsLimits.job_parameter_max_bytes
+    job_parameters_max_bytes: int = UwsLimits.job_parameters_max_bytes
 
     @property
     def archive_dir(self) -> Path:
@@ -150,6 +173,14 @@ class Config:
     @property
     def index_dir(self) -> Path:
         return self.index or self.home / "indexes" / self.archive_dir.name
+
+    def tap_limits(self) -> TapLimits:
+        """The TAP service's limits, with the values of the settings of the same names."""
+        return _limits(TapLimits, self)
+
+    def uws_limits(self) -> UwsLimits:
+        """The async job service's limits, with the values of the same-named settings."""
+        return _limits(UwsLimits, self)
 
     @classmethod
     def load(cls, *, file: str | os.PathLike | None = None,
@@ -183,12 +214,20 @@ class Config:
 #: Settings that hold a list: a TOML array, or a comma-separated string (environment).
 _LISTS = {"subjects": str, "content_level": str, "waveband": str, "coverage_temporal": float}
 _PATHS = {"home", "archive", "index"}
-#: Settings that hold a whole number (≥ 1 if in _POSITIVE, ≥ 0 else; the page size is
-#: checked where the records are made).
+#: Settings that hold a whole number: ≥ 0 for these, ≥ 1 for those in _POSITIVE (the
+#: limits of one request or job among them).
 _INTS = {"oai_page_size", "threads", "connection_limit", "channel_timeout",
          "cleanup_interval", "wait_max", "blocking_waits", "proxy_fix"}
-_POSITIVE = {"threads", "connection_limit", "channel_timeout",
-             "cleanup_interval", "blocking_waits"}
+_POSITIVE = {"oai_page_size", "threads", "connection_limit", "channel_timeout",
+             "cleanup_interval", "blocking_waits"} | (
+    {f.name for f in fields(TapLimits)} & {f.name for f in fields(Config)}) | (
+    {f.name for f in fields(UwsLimits)} & {f.name for f in fields(Config)}) - {"wait_max"}
+_INTS |= _POSITIVE
+
+
+def _limits(kind, config: Config):
+    return kind(**{f.name: getattr(config, f.name) for f in fields(kind)
+                   if getattr(config, f.name, None) is not None})
 
 
 def _coerce(name: str, value: object) -> object:
@@ -207,12 +246,15 @@ def _coerce(name: str, value: object) -> object:
             return tuple(_LISTS[name](str(item).strip()) for item in items if str(item).strip())
         if name in _INTS and value is not None:
             number = int(value)
-            if isinstance(value, float) or (name != "oai_page_size"
-                                            and number < (1 if name in _POSITIVE else 0)):
+            if (isinstance(value, float) and value != number
+                    or number < (1 if name in _POSITIVE else 0)):
                 raise ValueError(value)
             return number
     except (TypeError, ValueError):
-        raise VoClipError(f"setting {name} cannot be {value!r}") from None
+        raise VoClipError(f"setting {name} cannot be {value!r}",
+                          "it takes a positive integer" if name in _POSITIVE
+                          else "it takes a whole number, 0 or more" if name in _INTS
+                          else None) from None
     return value
 
 

@@ -157,4 +157,5 @@ def open_tap(config: Config):
                 engines.append(SearchEngine(index, model))
             return engines[0]
 
-    return TapService(index, authority=config.authority, engine=engine)
+    return TapService(index, authority=config.authority, engine=engine,
+                      limits=config.tap_limits())

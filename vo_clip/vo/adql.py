@@ -28,15 +28,12 @@ from sqlglot.errors import OptimizeError, ParseError, TokenError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.tokens import TokenType
 
-from .faults import UsageFault
+from .faults import LimitFault, UsageFault
 from .schema import TapColumn, TapTable, published_tables
-from .vosi import Udf
+from .vosi import TapLimits, Udf
 
 __all__ = ["GEOMETRY_FUNCTIONS", "UDFS", "OutputColumn", "Ranking", "Similarity",
            "Translation", "translate"]
-
-#: Longest query accepted, in characters (TOPCAT's largest generated queries are ~10 kB).
-MAX_QUERY_LENGTH = 100_000
 
 
 class ADQL(Dialect):
@@ -165,36 +162,48 @@ class Translation:
 
 # -- entry point ------------------------------------------------------------------------
 
-def translate(adql: str) -> Translation:
+def translate(adql: str, limits: TapLimits = TapLimits()) -> Translation:
     """Parse ``adql``, check it against the published tables and translate it.
+
+    ``limits`` bounds what translating and running the query may cost: its length,
+    size and depth, and its similarity calls.
 
     Raises
     ------
     UsageFault
         For a syntax error, an unknown table, column or function, or anything this
         service does not implement; the message names the offending part.
+    LimitFault
+        For a query beyond one of ``limits``; the message names the limit.
     """
     if not adql or not adql.strip():
         raise UsageFault("the QUERY is empty", "give an ADQL SELECT statement",
                          parameter="QUERY")
-    if len(adql) > MAX_QUERY_LENGTH:
-        raise UsageFault(f"the QUERY is {len(adql)} characters long; the limit is "
-                         f"{MAX_QUERY_LENGTH}", parameter="QUERY")
+    if len(adql) > limits.query_max_length:
+        raise LimitFault(f"the QUERY is {len(adql)} characters long; the limit "
+                         f"(query_max_length) is {limits.query_max_length}",
+                         limit="query_max_length", parameter="QUERY")
     try:
-        return _translate_cached(adql)  # frozen: safe to share between queries
+        return _translate_cached(adql, limits)  # frozen: safe to share between queries
     except RecursionError:
-        raise UsageFault("the QUERY is nested too deeply to be parsed",
-                         "simplify the expression", parameter="QUERY") from None
+        raise LimitFault("the QUERY is nested too deeply to be parsed (the limit "
+                         f"query_max_depth is {limits.query_max_depth})",
+                         "simplify the expression", limit="query_max_depth",
+                         parameter="QUERY") from None
 
 
 @lru_cache(maxsize=512)
-def _translate_cached(adql: str) -> Translation:
-    tree = _parse(adql)
+def _translate_cached(adql: str, limits: TapLimits) -> Translation:
+    tree = _parse(adql, limits)
+    _check_size(tree, limits, expanded=False)
     _check_tables(tree)
     tree = _qualify(tree)
+    _check_size(tree, limits, expanded=True)
+    _check_flattened_size(tree, limits)
     translator = _Translator()
     columns = translator.output_columns(tree)
     tree = translator.rewrite(tree)
+    _check_similarities(translator.similarities, limits)
     _check_nodes(tree)
     top = _top(tree)
     ranking = translator.ranking(tree)
@@ -210,9 +219,17 @@ def _translate_cached(adql: str) -> Translation:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def _parse(adql: str) -> exp.Select:
+def _parse(adql: str, limits: TapLimits) -> exp.Select:
+    dialect = ADQL()
     try:
-        statements = [s for s in sqlglot.parse(adql, read=ADQL) if s is not None]
+        tokens = dialect.tokenize(adql)
+        # a query's nodes are at least half its tokens: refuse before parsing what the
+        # node limit would refuse after (parsing costs twice the tokenizing)
+        if len(tokens) > 2 * limits.query_max_nodes:
+            raise LimitFault(f"the QUERY has {len(tokens)} tokens, more than twice the "
+                             f"limit (query_max_nodes) of {limits.query_max_nodes} nodes",
+                             "split the query", limit="query_max_nodes", parameter="QUERY")
+        statements = [s for s in dialect.parser().parse(tokens, adql) if s is not None]
     except ParseError as exc:
         raise UsageFault(f"ADQL syntax error: {_parse_message(exc)}", parameter="QUERY") from None
     except TokenError as exc:
@@ -235,7 +252,7 @@ def _parse(adql: str) -> exp.Select:
         if isinstance(node, exp.Floor):  # the one function sqlglot parses on its own
             arguments = [a for a in (node.this, node.args.get("decimals")) if a is not None]
             node.replace(exp.Anonymous(this="FLOOR", expressions=arguments))
-    if any(t.token_type == TokenType.LIMIT for t in ADQL().tokenize(adql)):
+    if any(t.token_type == TokenType.LIMIT for t in tokens):
         raise UsageFault("LIMIT is not ADQL", "use SELECT TOP n", parameter="QUERY")
     return statement
 
@@ -252,6 +269,115 @@ def _parse_message(exc: ParseError) -> str:
 
 def _kind(node: exp.Expression) -> str:
     return type(node).__name__.upper()
+
+
+# -- size limits ------------------------------------------------------------------------
+
+def _check_size(tree: exp.Expression, limits: TapLimits, *, expanded: bool) -> None:
+    """Refuse a query too large or too deep to translate and run in reasonable time.
+
+    Checked on the parsed tree, where ``*`` counts as the columns it will stand for
+    (the qualifier's work grows with them), and again once they are expanded.
+    """
+    nodes, depth, stack = 0, 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        nodes += 1
+        depth = max(depth, level)
+        if not expanded and isinstance(node, exp.Star):
+            nodes += _star_columns(node)
+        stack.extend((child, level + 1) for child in node.iter_expressions())
+    if depth > limits.query_max_depth:
+        raise LimitFault(f"the QUERY is nested {depth} levels deep; the limit "
+                         f"(query_max_depth) is {limits.query_max_depth}",
+                         "write long OR chains as IN lists, or split the query",
+                         limit="query_max_depth", parameter="QUERY")
+    if nodes > limits.query_max_nodes:
+        raise LimitFault(f"the QUERY has {nodes} expression nodes; the limit "
+                         f"(query_max_nodes) is {limits.query_max_nodes}",
+                         "split the query, or select fewer columns",
+                         limit="query_max_nodes", parameter="QUERY")
+
+
+def _check_flattened_size(tree: exp.Select, limits: TapLimits) -> None:
+    """Refuse a query whose derived tables multiply its size when SQLite flattens them.
+
+    SQLite copies a derived table's column expression wherever the outer query uses
+    the column: ``SELECT s||s||s||s AS s FROM (...)`` nested ten deep is 40 ADQL nodes
+    per level but a million in SQLite (and hundreds of MB) once flattened.
+    """
+    nodes = _flattened_sizes(tree, {})[1]
+    if nodes > limits.query_max_nodes:
+        raise LimitFault(f"the QUERY becomes {nodes:,} expression nodes once its derived "
+                         "tables are substituted where their columns are used; the limit "
+                         f"(query_max_nodes) is {limits.query_max_nodes}",
+                         "use each column of a derived table fewer times",
+                         limit="query_max_nodes", parameter="QUERY")
+
+
+def _flattened_sizes(select: exp.Expression, memo: dict) -> tuple[dict[str, int], int]:
+    """The flattened size of each output column of ``select``, and of all of it."""
+    if id(select) in memo:
+        return memo[id(select)]
+    derived: dict[str, dict[str, int]] = {}
+    if isinstance(select, exp.Select):
+        from_ = select.args.get("from_")
+        sources = ([from_.this] if from_ else []) + [j.this for j in select.args.get("joins")
+                                                     or []]
+        for source in sources:
+            if isinstance(source, exp.Subquery) and isinstance(source.this, exp.Select):
+                derived[source.alias_or_name] = _flattened_sizes(source.this, memo)[0]
+
+    def size(node: exp.Expression) -> int:
+        total, stack = 0, [node]
+        while stack:
+            current = stack.pop()
+            if isinstance(current, exp.Subquery) and current.parent_select is select \
+                    and current.alias_or_name in derived:
+                continue  # a derived table in FROM: counted where its columns are used
+            if isinstance(current, exp.Column) and current.table in derived:
+                total += derived[current.table].get(current.name, 1)
+                continue
+            if isinstance(current, exp.Select) and current is not node:
+                total += _flattened_sizes(current, memo)[1]  # a subquery in an expression
+                continue
+            total += 1
+            stack.extend(current.iter_expressions())
+        return total
+
+    columns = {}
+    if isinstance(select, exp.Select):
+        for item in select.expressions:
+            columns[item.alias_or_name] = size(item.this if isinstance(item, exp.Alias)
+                                               else item)
+    memo[id(select)] = columns, size(select)
+    return memo[id(select)]
+
+
+def _star_columns(star: exp.Star) -> int:
+    """About how many nodes the ``*`` becomes: three per column of the SELECT's tables."""
+    select = star.find_ancestor(exp.Select)
+    if select is None:
+        return 0
+    from_ = select.args.get("from_")
+    sources = ([from_.this] if from_ else []) + [j.this for j in select.args.get("joins") or []]
+    columns = sum(len(t.columns) for t in (_published(s) for s in sources
+                                           if isinstance(s, exp.Table)) if t is not None)
+    return 3 * (columns or 1)
+
+
+def _check_similarities(similarities: list["Similarity"], limits: TapLimits) -> None:
+    texts = {s.argument for s in similarities if s.kind == "text"}
+    if len(texts) > limits.query_max_texts:
+        raise LimitFault(f"the QUERY compares with {len(texts)} different texts; the limit "
+                         f"(query_max_texts) is {limits.query_max_texts}",
+                         "each text is embedded by the model: run several queries",
+                         limit="query_max_texts", parameter="QUERY")
+    if len(similarities) > limits.query_max_similarities:
+        raise LimitFault(f"the QUERY has {len(similarities)} similarity calls; the limit "
+                         f"(query_max_similarities) is {limits.query_max_similarities}",
+                         "select a similarity once, with an alias, and refer to it",
+                         limit="query_max_similarities", parameter="QUERY")
 
 
 # -- names ------------------------------------------------------------------------------
@@ -371,6 +497,8 @@ class _Translator:
             return self._similarity(node, name, args)
         if function.kind == "geometry":
             return _geometry(name, args)
+        if function.kind == "math" or name in _NUMERIC_AGGREGATES:
+            _check_numeric(node, args)
         return exp.Anonymous(this=function.sql, expressions=args)
 
     def _similarity(self, node, name, args) -> exp.Expression:
@@ -423,11 +551,48 @@ class _Translator:
         return Ranking(slot=int(slot.this), descending=bool(first.args.get("desc")))
 
 
+_NUMERIC_AGGREGATES = {"SUM", "AVG"}
+_TEXT_FUNCTIONS = {"upper", "lower"}
+
+
+def _check_numeric(node: exp.Anonymous, args: list[exp.Expression]) -> None:
+    """ADQL's numeric functions take numbers: a string argument is the query's error."""
+    for arg in args:
+        if _is_text(arg, node.find_ancestor(exp.Select)):
+            text = arg.name if isinstance(arg, exp.Column) else arg.sql(dialect=ADQL)
+            raise UsageFault(f"{node.name} takes numeric arguments; {text[:60]} is a "
+                             "character string", parameter="QUERY")
+
+
+def _is_text(node: exp.Expression, select: exp.Select | None) -> bool:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Literal):
+        return node.is_string
+    if isinstance(node, (exp.DPipe, exp.Lower)):
+        return True
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower() in _TEXT_FUNCTIONS
+    if isinstance(node, exp.Column) and select is not None:
+        table = _sources(select).get(node.table)
+        column = table.column(node.name) if table else None
+        return column is not None and column.datatype in ("char", "unicodeChar")
+    return False
+
+
 def _post_order(node: exp.Expression):
-    """Children before parents, left to right: similarity slots follow the text."""
-    for child in list(node.iter_expressions()):
-        yield from _post_order(child)
-    yield node
+    """Children before parents, left to right: similarity slots follow the text.
+
+    Iterative, so that the depth a query may have is the limit's, not Python's stack's.
+    """
+    stack = [(node, False)]
+    while stack:
+        current, expanded = stack.pop()
+        if expanded:
+            yield current
+            continue
+        stack.append((current, True))
+        stack.extend((child, False) for child in reversed(list(current.iter_expressions())))
 
 
 def _arity(function: AdqlFunction) -> str:

@@ -137,12 +137,16 @@ class LinkResolver:
         return did
 
     def links(self, ids: Sequence[str]) -> list[Link]:
-        """Every link of every ID, IDs in input order; errors become error rows."""
+        """Every link of every ID, IDs in input order; errors about an ID become error
+        rows, and the service's own faults (damaged data, a stopped lookup) fail the
+        whole request, since no ID would fare better."""
         rows: list[Link] = []
         for did in ids:
             try:
                 rows += self._links_of(did)
             except DALIFault as fault:
+                if fault.status >= 500:
+                    raise
                 rows.append(Link(did, "#this", error_message=fault.vo_text()))
         return rows
 

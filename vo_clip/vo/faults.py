@@ -6,6 +6,10 @@ with; ``parameter`` names the request parameter at fault, when one is. The servi
 renders them at its edge, as a VOTable error document (QUERY_STATUS=ERROR), a DataLink
 error row, or on the UWS job resources a text/plain line (:meth:`DALIFault.vo_text`
 is the ``Fault: detail`` text DataLink and UWS ask for).
+
+A fault raised because a configured limit was reached names that limit's setting in
+``limit`` (None otherwise), so refusals can be counted per limit and the message can
+tell the operator which setting to change.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from ..errors import VoClipError
 __all__ = [
     "DALIFault",
     "FatalFault",
+    "LimitFault",
     "NotFoundFault",
     "TransientFault",
     "UsageFault",
@@ -26,9 +31,11 @@ class DALIFault(VoClipError):
 
     status = 400
 
-    def __init__(self, message: str, hint: str | None = None, *, parameter: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, *, parameter: str | None = None,
+                 limit: str | None = None):
         super().__init__(message, hint)
         self.parameter = parameter
+        self.limit = limit
 
     @property
     def fault_name(self) -> str:
@@ -43,6 +50,18 @@ class UsageFault(DALIFault):
     """The request is wrong: a bad parameter, an ADQL syntax error, an unknown column."""
 
     status = 400
+
+
+class LimitFault(UsageFault):
+    """The request asks for more than a configured limit allows.
+
+    ``limit`` is required: the name of the setting (``vo_clip.config.Config``) that
+    holds the limit, which the message names too.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, *, limit: str,
+                 parameter: str | None = None):
+        super().__init__(message, hint, parameter=parameter, limit=limit)
 
 
 class NotFoundFault(DALIFault):

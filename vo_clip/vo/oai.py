@@ -344,14 +344,21 @@ def _read_token(repository: Repository, verb: str, token: str,
     """The list request a token resumes; badResumptionToken unless issued here and valid."""
     bad = OaiError("badResumptionToken", "the resumptionToken is invalid or has expired; "
                    "start the list again without it")
+    if not token.isascii():  # none is issued; compare_digest refuses to compare them
+        raise bad
     encoded, _, signature = token.partition(".")
     try:
         payload = _unb64(encoded)
+    except ValueError:
+        raise bad from None
+    # the signature first: a forged payload is never parsed (deeply nested JSON would be
+    # a RecursionError)
+    if not hmac.compare_digest(signature.encode(), _sign(repository, payload).encode()):
+        raise bad
+    try:
         fields = json.loads(payload)
     except ValueError:
         raise bad from None
-    if not hmac.compare_digest(signature, _sign(repository, payload)):
-        raise bad
     if (not isinstance(fields, dict) or fields.get("v") != verb
             or fields.get("h") != repository.fingerprint()
             or not isinstance(fields.get("x"), int) or fields["x"] < now.timestamp()

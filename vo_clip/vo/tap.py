@@ -14,7 +14,10 @@ first L rows that satisfy the query among the candidates are its first L rows ov
 
 The SQL connection is the last line of defence: opened read-only, with only the
 published relations readable and only the translator's functions callable (an SQLite
-authorizer), one statement per call, and a progress handler enforcing the time limit.
+authorizer), one statement per call, strings capped in length, and a progress handler
+enforcing the time limit. Each request thread keeps its connection, so every statement
+runs inside a session (:meth:`_Catalog.session`) that sets its own time limit: a query's
+deadline left on the connection would otherwise stop the thread's later lookups.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,7 +44,7 @@ from . import geometry
 from .adql import Translation, translate
 from .damage import damage_fault
 from .datalink import links_descriptor
-from .faults import FatalFault, NotFoundFault, TransientFault, UsageFault
+from .faults import DALIFault, FatalFault, LimitFault, NotFoundFault, TransientFault, UsageFault
 from .formats import OutputFormat, output_format
 from .schema import TapTable, published_tables
 from .tap_schema import build_tap_schema
@@ -60,6 +64,8 @@ _CANDIDATE_FACTOR = 4
 _MIN_CANDIDATES = 256
 #: Candidate lists beyond this fraction of the rows: score every row instead.
 _CANDIDATE_CEILING = 0.25
+#: SQLite checks the time limit every this many virtual-machine steps of a statement.
+_PROGRESS_STEPS = 10_000
 
 
 @dataclass
@@ -100,24 +106,34 @@ _BUILTIN_FUNCTIONS = {
 }
 
 
+def _never() -> bool:
+    return False
+
+
 class _State:
-    """Per-connection values the SQL functions read: identity and the query's scores."""
+    """Per-connection values the SQL functions read: identity, the query's scores, and
+    the time limit of the statement running (set by each session)."""
 
     def __init__(self, authority: str):
         self.did_prefix = f"ivo://{authority}/vo_clip?"
         self.base_url = ""
         self.scores: list = []
-        self.deadline = math.inf
-        self.cancelled: Callable[[], bool] = lambda: False
+        self.deadline = -math.inf  # outside a session, a statement stops at once
+        self.limit = ""
+        self.limit_seconds = 0.0
+        self.cancelled: Callable[[], bool] = _never
+        self.error: str | None = None  # why a vo_clip function refused its arguments
 
 
 class _Catalog:
     """Thread-local read-only SQLite connections over the index's catalog."""
 
-    def __init__(self, path: Path, authority: str, tables: tuple[TapTable, ...]):
+    def __init__(self, path: Path, authority: str, tables: tuple[TapTable, ...],
+                 string_max_bytes: int):
         self.path = path
         self.authority = authority
         self.tables = tables
+        self.string_max_bytes = string_max_bytes
         self._local = threading.local()
         self._schema_uri = f"file:vo_clip_tap_schema_{id(self)}?mode=memory&cache=shared"
         # An in-memory database shared by this process' connections; the keeper holds it.
@@ -127,7 +143,28 @@ class _Catalog:
         self._readable = {t.sql_name.rpartition(".")[2] for t in tables} | {
             "observations", "json_each"}
 
-    def connection(self) -> tuple[sqlite3.Connection, _State]:
+    @contextmanager
+    def session(self, *, seconds: float, limit: str, deadline: float | None = None,
+                cancelled: Callable[[], bool] | None = None, base_url: str = ""):
+        """This thread's connection, for statements that must end within ``seconds``
+        (or by ``deadline``, when given); ``limit`` names the limit in the fault.
+
+        Yields
+        ------
+        (sqlite3.Connection, _State)
+        """
+        db, state = self._connection()
+        state.deadline = time.time() + seconds if deadline is None else deadline
+        state.limit, state.limit_seconds = limit, seconds
+        state.cancelled, state.base_url, state.error = cancelled or _never, base_url, None
+        geometry.clear_error()
+        try:
+            yield db, state
+        finally:
+            state.scores = []  # a full score list is large; threads keep their state
+            state.deadline, state.cancelled = -math.inf, _never
+
+    def _connection(self) -> tuple[sqlite3.Connection, _State]:
         cached = getattr(self._local, "connection", None)
         if cached is None:
             cached = self._local.connection = self._connect()
@@ -145,7 +182,10 @@ class _Catalog:
                 db.execute(_view_sql(table))
         db.execute("PRAGMA query_only = ON")
         db.set_authorizer(self._authorize)
-        db.set_progress_handler(lambda: _interrupt(state), 10_000)
+        db.set_progress_handler(lambda: _interrupt(state), _PROGRESS_STEPS)
+        if hasattr(db, "setlimit"):  # Python 3.11+; on 3.10 the result size still bounds
+            # after the views are made: their SQL is longer than the strings a query needs
+            db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.string_max_bytes)
         return db, state
 
     def _authorize(self, action, arg1, arg2, dbname, source):
@@ -180,6 +220,30 @@ def _view_sql(table: TapTable) -> str:
             f"SELECT row_index, {columns} FROM main.observations")
 
 
+class _ArgumentError(Exception):
+    """A vo_clip SQL function was given a value it does not take (the query's fault)."""
+
+
+def _checked(state: _State, fn):
+    """``fn``, keeping the message of an _ArgumentError it raises in ``state.error``."""
+
+    def function(*args):
+        try:
+            return fn(*args)
+        except _ArgumentError as exc:
+            state.error = str(exc)
+            raise
+
+    return function
+
+
+def _number(value, function: str):
+    if isinstance(value, (str, bytes)):
+        text = value if isinstance(value, str) else "a binary value"
+        raise _ArgumentError(f"{function} takes numbers, not {text[:40]!r}")
+    return value
+
+
 def _register_functions(db: sqlite3.Connection, state: _State) -> None:
     db.create_function("vo_clip_score", 2, lambda slot, row: state.scores[slot].get(row)
                        if isinstance(state.scores[slot], dict) else state.scores[slot][row])
@@ -190,18 +254,36 @@ def _register_functions(db: sqlite3.Connection, state: _State) -> None:
                        + quote(state.did_prefix + obs_id, safe=""))
     db.create_function("vo_clip_preview_url", 1, lambda obs_id: None if obs_id is None else
                        f"{state.base_url}/preview/{quote(obs_id, safe='')}")
-    db.create_function("vo_clip_rand", -1, lambda *seed: random.Random(seed[0]).random()
-                       if seed else random.random())
-    db.create_function("vo_clip_truncate", -1, _truncate, deterministic=True)
-    db.create_function("vo_clip_cot", 1, lambda x: None if x is None or math.tan(x) == 0
-                       else 1 / math.tan(x), deterministic=True)
+    db.create_function("vo_clip_rand", -1, _checked(state, _rand))
+    db.create_function("vo_clip_truncate", -1, _checked(state, _truncate), deterministic=True)
+    db.create_function("vo_clip_cot", 1, _checked(state, _cot), deterministic=True)
+
+
+def _rand(*seed):
+    if not seed:
+        return random.random()
+    return random.Random(_number(seed[0], "RAND")).random()
 
 
 def _truncate(value, digits=0):
     if value is None or digits is None:
         return None
-    scale = 10.0 ** int(digits)
-    return math.trunc(value * scale) / scale
+    value, digits = _number(value, "TRUNCATE"), _number(digits, "TRUNCATE")
+    if not math.isfinite(value) or not math.isfinite(digits):
+        return float(value) if math.isfinite(digits) else None
+    digits = max(-400, min(400, int(digits)))  # beyond, a double has no such digits
+    try:
+        scaled = value * 10.0 ** digits
+        return math.trunc(scaled) / 10.0 ** digits
+    except (OverflowError, ZeroDivisionError):
+        return float(value) if digits > 0 else 0.0
+
+
+def _cot(x):
+    if x is None:
+        return None
+    tangent = math.tan(_number(x, "COT")) if math.isfinite(_number(x, "COT")) else math.nan
+    return None if tangent == 0 or math.isnan(tangent) else 1 / tangent
 
 
 # -- the service ------------------------------------------------------------------------
@@ -234,7 +316,8 @@ class TapService:
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._vector_lock = threading.Lock()
         self._cache: dict[str, object] = {}
-        self._catalog = _Catalog(index.catalog.path, authority, self.tables)
+        self._catalog = _Catalog(index.catalog.path, authority, self.tables,
+                                 limits.query_max_string_bytes)
         #: When the service could first answer (VOSI availability's upSince): opened, or,
         #: if :meth:`warm` is called before serving, when the model had loaded.
         self.ready_since = datetime.now(timezone.utc)
@@ -275,12 +358,16 @@ class TapService:
             raise UsageFault("the QUERY parameter is missing", parameter="QUERY")
         clock = StageClock(recorder)
         with clock.stage("translate"):
-            translation = translate(query)
-        limit_deadline = time.time() + self.limits.execution_default
-        deadline = min(deadline or math.inf, limit_deadline)
-        result = self._run(translation, maxrec, fmt, base_url=base_url, deadline=deadline,
-                           cancelled=cancelled or (lambda: False),
-                           query_vectors=query_vectors or {}, clock=clock)
+            translation = translate(query, self.limits)
+        if deadline is None:  # a sync query
+            time_limit = dict(seconds=self.limits.sync_execution_limit,
+                              limit="sync_execution_limit")
+        else:  # an async job's: its execution duration
+            time_limit = dict(seconds=round(max(deadline - time.time(), 0)),
+                              limit="EXECUTIONDURATION", deadline=deadline)
+        result = self._run(translation, maxrec, fmt, base_url=base_url, time_limit=time_limit,
+                           cancelled=cancelled or _never, query_vectors=query_vectors or {},
+                           clock=clock)
         result.timings["total"] = time.perf_counter() - started
         return result
 
@@ -298,20 +385,16 @@ class TapService:
 
     # Execution --------------------------------------------------------------------------
     def _run(self, translation: Translation, maxrec: int, fmt: OutputFormat, *,
-             base_url: str, deadline: float, cancelled, query_vectors,
+             base_url: str, time_limit: dict, cancelled, query_vectors,
              clock: StageClock) -> QueryResult:
         top = translation.top
         wanted = top if top is not None and top <= maxrec else maxrec + 1
         rows: list[tuple] = []
         if wanted > 0 and maxrec > 0:
             scores = self._scores(translation, clock, query_vectors)
-            db, state = self._catalog.connection()
-            state.base_url, state.deadline, state.cancelled = base_url, deadline, cancelled
-            with clock.stage("sql"):
-                try:
-                    rows = self._rows(db, state, translation, scores, wanted)
-                finally:
-                    state.scores = []  # a full score list is large; threads keep their state
+            with clock.stage("sql"), self._catalog.session(
+                    cancelled=cancelled, base_url=base_url, **time_limit) as (db, state):
+                rows = self._rows(db, state, translation, scores, wanted)
         overflow = (top is None or top > maxrec) and (len(rows) > maxrec or maxrec == 0)
         rows = rows[:maxrec]
         fields = [_field(column, rows, i) for i, column in enumerate(translation.columns)]
@@ -370,27 +453,41 @@ class TapService:
         while ranking is not None and candidates < _CANDIDATE_CEILING * n:
             key = scores[ranking.slot] if ranking.descending else -scores[ranking.slot]
             chosen = _best(key, candidates)
+            listed = json.dumps(chosen.tolist())
+            if len(listed) > self.limits.query_max_string_bytes:
+                break  # SQLite would refuse so long a parameter: score every row instead
             state.scores = [dict(zip(chosen.tolist(), s[chosen].tolist()))
                             if slot == ranking.slot else s.tolist()
                             for slot, s in enumerate(scores)]
-            rows = self._fetch(db, translation.restricted_sql,
-                               (json.dumps(chosen.tolist()),), wanted)
+            rows = self._fetch(db, state, translation.restricted_sql, (listed,), wanted)
             if len(rows) >= wanted:
                 return rows
             candidates *= 8
         state.scores = [s.tolist() for s in scores]
-        return self._fetch(db, translation.sql, (), wanted)
+        return self._fetch(db, state, translation.sql, (), wanted)
 
-    def _fetch(self, db, sql: str, params: tuple, wanted: int) -> list[tuple]:
+    def _fetch(self, db, state: _State, sql: str, params: tuple, wanted: int) -> list[tuple]:
+        """At most ``wanted`` rows, refused once their size passes ``result_max_bytes``."""
         geometry.clear_error()
+        state.error = None
+        rows: list[tuple] = []
+        size, cap = 0, self.limits.result_max_bytes
         try:
             cursor = db.execute(sql, params)
-            return cursor.fetchmany(wanted)
-        except sqlite3.OperationalError as exc:
-            raise _fault(exc) from None
+            while len(rows) < wanted:
+                chunk = cursor.fetchmany(min(wanted - len(rows), 1000))
+                if not chunk:
+                    break
+                size += sum(_row_bytes(row) for row in chunk)
+                if size > cap:
+                    raise LimitFault(f"the result is larger than {cap:,} bytes (the limit "
+                                     f"result_max_bytes)", "select fewer columns, or fewer "
+                                     "rows with TOP or MAXREC", limit="result_max_bytes",
+                                     parameter="QUERY")
+                rows += chunk
+            return rows
         except sqlite3.Error as exc:
-            raise damage_fault(exc) or UsageFault(f"the query cannot be run: {exc}",
-                                                  parameter="QUERY") from None
+            raise _fault(exc, state, self.limits) from None
 
     def cached(self, name: str, build: Callable[[], object]):
         """A per-service object built once (e.g. the describer's text embeddings)."""
@@ -422,20 +519,32 @@ class TapService:
             self._vector("text", "a galaxy")
         self.ready_since = datetime.now(timezone.utc)
 
+    def _lookup(self, sql: str, params: tuple = ()) -> list[dict]:
+        """The rows of one catalog lookup, under a time limit of its own.
+
+        Raises
+        ------
+        TransientFault
+            If it runs past ``lookup_time_limit``.
+        """
+        with self._catalog.session(seconds=self.limits.lookup_time_limit,
+                                   limit="lookup_time_limit") as (db, state):
+            try:
+                cursor = db.execute(sql, params)
+                names = [d[0] for d in cursor.description]
+                return [dict(zip(names, row)) for row in cursor.fetchall()]
+            except sqlite3.Error as exc:
+                raise _fault(exc, state, self.limits) from None
+
     def observation(self, obs_id: str) -> dict | None:
         """Every catalog column of ``obs_id`` (None when unknown)."""
-        db, _ = self._catalog.connection()
-        cursor = db.execute("SELECT * FROM observations WHERE obs_id = ?", (obs_id,))
-        row = cursor.fetchone()
-        return None if row is None else dict(zip([d[0] for d in cursor.description], row))
+        rows = self._lookup("SELECT * FROM observations WHERE obs_id = ?", (obs_id,))
+        return rows[0] if rows else None
 
     def proposal(self, proposal_id: str) -> tuple[dict, list[dict]] | None:
         """A proposal's title, PI, cycle, abstract and summary, and its observations."""
-        db, _ = self._catalog.connection()
-        cursor = db.execute("SELECT * FROM observations WHERE proposal_id = ? "
+        rows = self._lookup("SELECT * FROM observations WHERE proposal_id = ? "
                             "ORDER BY obs_id LIMIT 1000", (proposal_id,))
-        names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, row)) for row in cursor]
         return (rows[0], rows) if rows else None
 
     def archive_source(self) -> str | None:
@@ -456,21 +565,19 @@ class TapService:
         NotFoundFault
             If the observation is unknown or its preview is not on disk.
         """
-        db, _ = self._catalog.connection()
-        row = db.execute("SELECT preview FROM observations WHERE obs_id = ?",
-                         (obs_id,)).fetchone()
+        rows = self._lookup("SELECT preview FROM observations WHERE obs_id = ?", (obs_id,))
+        preview = rows[0]["preview"] if rows else None
         archive = Path(self.index.manifest.archive.get("path") or ".").resolve()
-        path = (archive / row[0]).resolve() if row and row[0] else None
+        path = (archive / preview).resolve() if preview else None
         if path is None or archive not in path.parents or not path.is_file():
             raise NotFoundFault(f"no preview for observation {obs_id!r}")
         return path
 
     def sample_observation(self) -> tuple[str, float, float]:
         """The first observation's obs_id, s_ra and s_dec (for examples that must run)."""
-        db, _ = self._catalog.connection()
-        row = db.execute('SELECT obs_id, COALESCE(s_ra, 0), COALESCE(s_dec, 0) '
-                         'FROM "vo_clip_obscore" ORDER BY row_index LIMIT 1').fetchone()
-        return row if row else ("OBS_ID", 0.0, 0.0)
+        rows = self._lookup('SELECT obs_id, COALESCE(s_ra, 0) AS ra, COALESCE(s_dec, 0) AS dec'
+                            ' FROM "vo_clip_obscore" ORDER BY row_index LIMIT 1')
+        return tuple(rows[0].values()) if rows else ("OBS_ID", 0.0, 0.0)
 
     def available(self) -> tuple[bool, str]:
         """Whether the index is intact and a tiny query runs; the note says why not."""
@@ -478,11 +585,11 @@ class TapService:
         if problem is not None:
             return False, f"the service's data is damaged: {problem}"
         try:
-            db, _ = self._catalog.connection()
-            db.execute('SELECT obs_id FROM "vo_clip_obscore" ORDER BY row_index DESC '
-                       'LIMIT 1').fetchone()
-        except sqlite3.Error as exc:
-            return False, f"the catalog cannot be read: {exc}"
+            # the last row too: a truncated catalog can still answer for its first pages
+            self._lookup('SELECT obs_id FROM "vo_clip_obscore" ORDER BY row_index DESC '
+                         'LIMIT 1')
+        except DALIFault as fault:
+            return False, f"the catalog cannot be read: {fault}"
         return True, f"serving {len(self.index)} observations"
 
 
@@ -493,17 +600,38 @@ def _best(key: np.ndarray, count: int) -> np.ndarray:
     return np.flatnonzero(key >= threshold)
 
 
-def _fault(exc: sqlite3.OperationalError):
+def _row_bytes(row: tuple) -> int:
+    """About the bytes of ``row`` in TABLEDATA: its values' text and 9 bytes of tags each."""
+    return sum(9 + (len(v) if isinstance(v, (str, bytes)) else 0 if v is None else 20)
+               for v in row)
+
+
+def _fault(exc: sqlite3.Error, state: _State, limits: TapLimits) -> DALIFault:
+    """The fault a failed statement is: our damaged data, a stop, a limit, or the query's
+    or our error."""
     damaged = damage_fault(exc)  # the service's data, not the query, is at fault
     if damaged is not None:
         return damaged
     message = str(exc)
     if "interrupted" in message:
-        return TransientFault("the query was stopped: it ran past its time limit or the "
-                              "job was aborted", "add constraints or a smaller TOP")
-    reason = geometry.last_error()
+        if state.cancelled():
+            return TransientFault("the query was stopped: the job was aborted")
+        hint = ("run it as an async job (/tap/async), add constraints or a smaller TOP"
+                if state.limit == "sync_execution_limit" else "add constraints or a smaller TOP"
+                if state.limit == "EXECUTIONDURATION" else "try again later")
+        return TransientFault(f"the query was stopped: it ran past its time limit of "
+                              f"{state.limit_seconds:g} s ({state.limit})", hint,
+                              limit=state.limit)
+    if "string or blob too big" in message:
+        return LimitFault(f"the query builds a value longer than "
+                          f"{limits.query_max_string_bytes:,} bytes (the limit "
+                          "query_max_string_bytes)", limit="query_max_string_bytes",
+                          parameter="QUERY")
+    reason = geometry.last_error() or state.error
     if reason:
         return UsageFault(reason, parameter="QUERY")
+    if not isinstance(exc, sqlite3.OperationalError):
+        return UsageFault(f"the query cannot be run: {exc}", parameter="QUERY")
     if "not authorized" in message:
         return UsageFault("the query reads something that is not published",
                           parameter="QUERY")

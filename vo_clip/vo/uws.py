@@ -50,7 +50,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import ClassVar
 
-from .faults import DALIFault, NotFoundFault, TransientFault, UsageFault
+from .faults import DALIFault, LimitFault, NotFoundFault, TransientFault, UsageFault
 from .xmldoc import sub
 
 __all__ = [
@@ -137,7 +137,7 @@ _REAP_GRACE_S = 5.0
 
 @dataclass(frozen=True)
 class UwsLimits:
-    """Time limits of the job service, in seconds.
+    """Limits of the job service: times in seconds, and what the jobs may hold.
 
     Attributes
     ----------
@@ -150,6 +150,12 @@ class UwsLimits:
         Cap of a blocking ``WAIT`` (``WAIT=-1`` means this cap).
     blocking_waits : int
         ``WAIT`` requests allowed to block at once; further ones return at once.
+    job_max_count : int
+        Jobs stored at once (until their destruction); a new one beyond is refused.
+    job_max_parameters : int
+        Parameters of one job.
+    job_parameter_max_bytes, job_parameters_max_bytes : int
+        UTF-8 bytes of one parameter's value, and of all of a job's names and values.
     """
 
     execution_default: int = 600
@@ -158,6 +164,10 @@ class UwsLimits:
     destruction_max: int = 7 * 86400
     wait_max: int = 60
     blocking_waits: int = 4
+    job_max_count: int = 1000
+    job_max_parameters: int = 64
+    job_parameter_max_bytes: int = 128 * 1024
+    job_parameters_max_bytes: int = 256 * 1024
 
 
 @dataclass
@@ -226,8 +236,19 @@ def _now_ms() -> int:
     return round(time.time() * 1000)
 
 
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+_LATEST = datetime.max.replace(tzinfo=timezone.utc)
+
+
 def _from_ms(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
+    """The instant ``ms`` after the epoch; one beyond what datetime holds is its bound
+    (a row written before times were checked must not make its job unreadable)."""
+    if ms is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ms / 1000, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return _EARLIEST if ms < 0 else _LATEST
 
 
 def _to_ms(when: datetime) -> int:
@@ -295,13 +316,22 @@ class JobManager:
         """Create a PENDING job (UWS 1.1 §2.2.3.1); start it at once if ``run``.
 
         Parameters are stored as given, keys upper-cased; they are validated by the
-        executor when the job runs, so creation itself never fails on them.
+        executor when the job runs, so creation fails only on their size.
         ``base_url``, the service root the creator used, is kept with the job.
+
+        Raises
+        ------
+        LimitFault
+            If the parameters are more or larger than the limits allow.
+        TransientFault
+            If ``limits.job_max_count`` jobs are stored (``limit="job_max_count"``).
         """
         job_id = secrets.token_urlsafe(12)
-        now = _now_ms()
         params = {str(k).upper(): str(v) for k, v in parameters.items()}
+        self._check_parameters(params)
         with self._cond:
+            self._check_room()
+            now = _now_ms()
             self._sql("INSERT INTO jobs (job_id, phase, parameters, creation_ms, "
                       "execution_duration, destruction_ms, base_url) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -352,6 +382,8 @@ class JobManager:
                              parameter="PHASE")
         if last is not None and last < 0:
             raise UsageFault(f"LAST must be a positive integer, not {last}", parameter="LAST")
+        if last is not None:
+            last = min(last, self.limits.job_max_count)  # never more jobs than that
         self.reap()
         where, args = ["1"], []
         if phases:
@@ -413,11 +445,14 @@ class JobManager:
         ------
         UsageFault
             If the job is no longer PENDING.
+        LimitFault
+            If the job's parameters would be more or larger than the limits allow.
         """
         with self._cond:
             job = self._pending(job_id, "parameters")
             merged = dict(job.parameters)
             merged.update({str(k).upper(): str(v) for k, v in parameters.items()})
+            self._check_parameters(merged)
             self._update(job_id, parameters=json.dumps(merged))
             return self.get(job_id)
 
@@ -445,10 +480,18 @@ class JobManager:
     def set_destruction(self, job_id: str, when: datetime) -> Job:
         """Set the destruction time (UWS 1.1 §2.2.3.3), capped at creation + max.
 
-        A time in the past destroys the job at the next reaping.
+        Raises
+        ------
+        UsageFault
+            For a time in the past: the job would be gone at once, which is what
+            DELETE is for (a client asking for year 1 more likely made a mistake).
         """
         with self._cond:
             job = self.get(job_id)
+            if _to_ms(when) <= _now_ms():
+                raise UsageFault(f"the destruction time {format_datetime(when)} is in the "
+                                 "past", "DELETE the job to destroy it now",
+                                 parameter="DESTRUCTION")
             latest = _to_ms(job.creation_time) + 1000 * self.limits.destruction_max
             self._update(job_id, destruction_ms=min(_to_ms(when), latest))
             return self._snapshot(job_id)
@@ -586,7 +629,7 @@ class JobManager:
     def _complete(self, job_id: str, output: JobOutput) -> None:
         """Write the result atomically, then mark the job COMPLETED if it still runs."""
         directory = self._job_dir(job_id)
-        with self._cond:  # deleted meanwhile: leave no folder behind for a moment either
+        with self._cond:  # deleted or aborted meanwhile: make no folder it would not remove
             row = None if self._closed else self._row(job_id)
             if row is None or row["phase"] != EXECUTING:
                 return
@@ -644,6 +687,39 @@ class JobManager:
                 self._update(job_id, phase=to, **fields)
                 self._cond.notify_all()
             return self._snapshot(job_id)
+
+    def _check_parameters(self, params: dict[str, str]) -> None:
+        """Refuse parameters beyond the limits before anything is stored."""
+        limits = self.limits
+        if len(params) > limits.job_max_parameters:
+            raise LimitFault(f"the job has {len(params)} parameters; the limit "
+                             f"(job_max_parameters) is {limits.job_max_parameters}",
+                             limit="job_max_parameters")
+        total = 0
+        for name, value in params.items():
+            size = len(value.encode("utf-8", "surrogatepass"))
+            if size > limits.job_parameter_max_bytes:
+                raise LimitFault(f"parameter {name[:40]} is {size:,} bytes long; the limit "
+                                 f"(job_parameter_max_bytes) is "
+                                 f"{limits.job_parameter_max_bytes:,}",
+                                 limit="job_parameter_max_bytes", parameter=name[:40])
+            total += size + len(name.encode("utf-8", "surrogatepass"))
+        if total > limits.job_parameters_max_bytes:
+            raise LimitFault(f"the job's parameters are {total:,} bytes long; the limit "
+                             f"(job_parameters_max_bytes) is "
+                             f"{limits.job_parameters_max_bytes:,}",
+                             limit="job_parameters_max_bytes")
+
+    def _check_room(self) -> None:
+        """Refuse a new job while ``job_max_count`` are stored (expired ones go first)."""
+        count = self._sql("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        if count >= self.limits.job_max_count:
+            self.reap()
+            count = self._sql("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        if count >= self.limits.job_max_count:
+            raise TransientFault(f"{count} jobs are stored; the limit (job_max_count) is "
+                                 f"{self.limits.job_max_count}", "delete finished jobs, or "
+                                 "try again once some are destroyed", limit="job_max_count")
 
     def _pending(self, job_id: str, what: str) -> Job:
         job = self.get(job_id)
@@ -774,16 +850,19 @@ def _overrun_message(seconds: int) -> str:
 def format_datetime(when: datetime) -> str:
     """``2026-01-31T12:00:00.123Z``: UTC with the Z that UWS 1.1 requires."""
     utc = when.astimezone(timezone.utc) if when.tzinfo else when
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # the year by hand: strftime writes year 1 as "1" on glibc, not the "0001" of ISO 8601
+    return (f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.")
+            + f"{utc.microsecond // 1000:03d}Z")
 
 
 def parse_datetime(text: str, parameter: str | None = None) -> datetime:
-    """An ISO 8601 instant (``Z``, an offset, or none for UTC) as an aware datetime.
+    """An ISO 8601 instant (``Z``, an offset, or none for UTC) as an aware UTC datetime.
 
     Raises
     ------
     UsageFault
-        If ``text`` is not an ISO 8601 date or date-time.
+        If ``text`` is not an ISO 8601 date or date-time, or is not an instant of the
+        years 1 to 9999 in UTC (``0001-01-01T00:00:00+14:00`` is in year 0).
     """
     value = text.strip()
     if value.endswith(("Z", "z")):
@@ -791,9 +870,15 @@ def parse_datetime(text: str, parameter: str | None = None) -> datetime:
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        raise UsageFault(f"{text!r} is not an ISO 8601 time", "write e.g. 2026-01-31T12:00:00Z",
-                         parameter=parameter) from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        raise UsageFault(f"{text[:60]!r} is not an ISO 8601 time",
+                         "write e.g. 2026-01-31T12:00:00Z", parameter=parameter) from None
+    if when.tzinfo is None:
+        return when.replace(tzinfo=timezone.utc)
+    try:
+        return when.astimezone(timezone.utc)
+    except OverflowError:
+        raise UsageFault(f"{text!r} is outside the years 1 to 9999 in UTC",
+                         "write e.g. 2026-01-31T12:00:00Z", parameter=parameter) from None
 
 
 # -- documents (UWS 1.1 §3) ---------------------------------------------------------------
