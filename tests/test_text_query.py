@@ -13,7 +13,7 @@ from conftest import run_cli
 from vo_clip.config import Config
 from vo_clip.errors import QueryError
 from vo_clip.ml.model import load_model
-from vo_clip.ml.text_query import TextEncoder, load_text_encoder
+from vo_clip.ml.text_query import TextEncoder, load_text_encoder, text_encoder_of
 
 TEXTS = [
     "spiral galaxy",
@@ -124,3 +124,39 @@ def test_cli_text_query_ranks_like_the_full_model(demo_index, tiny_archive, mode
     assert [r["obs_id"] for r in rows] == [tiny_archive.obs_ids[i] for i in expected]
     np.testing.assert_allclose([float(r["similarity"]) for r in rows], scores[expected],
                                atol=1e-5)
+
+
+def test_trimmed_tokens_are_within_float32_rounding(models):
+    full, _ = models
+    trimmed = text_encoder_of(full)
+    assert trimmed.trim
+    # shares the model's weights rather than copying them
+    assert (trimmed._projection.data_ptr()
+            == full.module.text.proj.weight.data_ptr())
+    for batch in ([t] for t in TEXTS):
+        np.testing.assert_allclose(trimmed.encode_text(batch), full.encode_text(batch),
+                                   rtol=0, atol=1e-6)
+    np.testing.assert_allclose(trimmed.encode_text(TEXTS), full.encode_text(TEXTS),
+                               rtol=0, atol=1e-6)
+
+
+def test_no_quick_encoder_for_a_model_without_a_bert_tower(tiny_model_path):
+    assert text_encoder_of(load_model(str(tiny_model_path), device="cpu")) is None
+
+
+def test_tap_encodes_new_texts_with_the_trimmed_encoder(demo_index, tiny_archive, models,
+                                                        tmp_path):
+    from vo_clip.workspace import open_tap
+
+    config = Config(home=tmp_path, index=demo_index, model="demo", device="cpu")
+    service = open_tap(config)
+    engine = service.engine()
+    assert isinstance(engine.text_encoder, TextEncoder) and engine.text_encoder.trim
+    result = service.execute({"LANG": "ADQL", "QUERY": (
+        "SELECT TOP 5 obs_id, vo_clip_similarity('spiral galaxy') AS s FROM ivoa.ObsCore "
+        "ORDER BY s DESC")}, base_url="http://127.0.0.1/")
+    full = models[0]
+    scores = engine.index.embeddings @ full.encode_text(["spiral galaxy"])[0]
+    best = np.argsort(-scores, kind="stable")[:5]
+    assert [row[0] for row in result.rows] == [tiny_archive.obs_ids[i] for i in best]
+    np.testing.assert_allclose([row[1] for row in result.rows], scores[best], atol=1e-6)

@@ -170,9 +170,10 @@ def open_tap(config: Config):
         with lock:
             if not engines:
                 from .ml.model import load_model
+                from .ml.text_query import text_encoder_of
 
                 model = load_model(model_spec(config, index), device=config.device)
-                engines.append(SearchEngine(index, model))
+                engines.append(SearchEngine(index, model, text_encoder=text_encoder_of(model)))
             return engines[0]
 
     return TapService(index, authority=config.authority, engine=engine)

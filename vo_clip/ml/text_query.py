@@ -28,17 +28,19 @@ import numpy as np
 
 from ..errors import QueryError
 
-__all__ = ["TextEncoder", "load_text_encoder"]
+__all__ = ["TextEncoder", "load_text_encoder", "text_encoder_of"]
 
 #: Up to this many texts are encoded on one intra-op thread (see :func:`_one_thread`).
 _FEW_TEXTS = 8
 
 
-def load_text_encoder(spec: str, *, device: str = "cpu") -> "TextEncoder | None":
+def load_text_encoder(spec: str, *, device: str = "cpu",
+                      trim: bool = False) -> "TextEncoder | None":
     """The text encoder of the checkpoint named by ``spec``, or None if it has no fast form.
 
     Only the demo model and vo_clip checkpoint files qualify, on the CPU, when their
-    card names a BERT text tower with mean pooling and a linear projection.
+    card names a BERT text tower with mean pooling and a linear projection. ``trim``
+    (see :class:`TextEncoder`) trades bit-identity for speed.
     """
     if device not in ("cpu", "auto"):
         return None
@@ -48,15 +50,48 @@ def load_text_encoder(spec: str, *, device: str = "cpu") -> "TextEncoder | None"
     from .checkpoint import read_card
 
     card = read_card(checkpoint)
+    tower = _bert_tower(card)
+    if tower is None:
+        return None
+    import torch  # a GPU build would pick CUDA for 'auto'; this path is for the CPU only
+
+    if device == "auto" and torch.cuda.is_available():
+        return None
+    from safetensors.torch import load_file
+
+    projection = load_file(str(checkpoint))["text.proj.weight"].float()
+    weights = {k: v.float() for k, v in load_file(str(tower / "model.safetensors")).items()}
+    encoder = TextEncoder(card, tower, weights, projection, trim=trim)
+    encoder.spec = spec
+    return encoder
+
+
+def text_encoder_of(model, *, trim: bool = True) -> "TextEncoder | None":
+    """A :class:`TextEncoder` sharing ``model``'s weights (no copy), or None if none fits.
+
+    The service keeps the full model (image queries, DataLink descriptions) and encodes
+    TAP text queries with this one, trimmed: ~5x quicker per new text on the 2-core box.
+    """
+    if getattr(model, "device", "cpu") != "cpu":
+        return None
+    tower = _bert_tower(model.card)
+    text = getattr(model.module, "text", None)
+    if tower is None or text is None or not hasattr(text, "transformer"):
+        return None
+    weights = {k: v.float() for k, v in text.transformer.state_dict().items()}
+    encoder = TextEncoder(model.card, tower, weights, text.proj.weight.detach().float(),
+                          trim=trim)
+    encoder.fingerprint, encoder.spec = model.fingerprint, model.spec
+    return encoder
+
+
+def _bert_tower(card) -> Path | None:
+    """The directory of the card's text tower, if it is a BERT this module can run."""
     text_cfg = card.architecture.get("text_cfg", {})
     if (not card.fingerprint or text_cfg.get("hf_pooler_type") != "mean_pooler"
             or text_cfg.get("hf_proj_type") != "linear"
             or text_cfg.get("hf_model_name") != text_cfg.get("hf_tokenizer_name")
             or text_cfg.get("tokenizer_mode") or "text.transformer" not in card.external):
-        return None
-    import torch  # a GPU build would pick CUDA for 'auto'; this path is for the CPU only
-
-    if device == "auto" and torch.cuda.is_available():
         return None
     from .towers import resolve_text_tower
 
@@ -66,14 +101,7 @@ def load_text_encoder(spec: str, *, device: str = "cpu") -> "TextEncoder | None"
             or config.get("position_embedding_type", "absolute") != "absolute"
             or not (tower / "tokenizer.json").is_file()):
         return None
-    from safetensors.torch import load_file
-
-    projection = load_file(str(checkpoint))["text.proj.weight"].float()
-    weights = {k: v.float() for k, v in load_file(str(tower / "model.safetensors")).items()}
-    encoder = TextEncoder(card, config, weights, projection, tower / "tokenizer.json",
-                          int(text_cfg.get("context_length", 77)))
-    encoder.spec = spec
-    return encoder
+    return tower
 
 
 def _checkpoint_path(spec: str) -> Path | None:
@@ -89,14 +117,20 @@ class TextEncoder:
     """Unit vectors for texts, like :class:`~vo_clip.ml.model.ClipModel`'s, from a BERT tower.
 
     It has what a :class:`~vo_clip.search.engine.SearchEngine` asks of a model for a text
-    query: ``encode_text``, ``fingerprint``, ``card`` and ``embed_dim``.
+    query: ``encode_text``, ``fingerprint``, ``card`` and ``embed_dim``. With ``trim`` the
+    tokens are cut after the longest text's last one instead of padded to the context
+    length: attention and pooling mask padding out, so only the float32 rounding
+    changes (within 1e-6 per component, tested), and a short query runs ~3x quicker.
     """
 
-    def __init__(self, card, config: dict, weights: dict, projection, tokenizer_file: Path,
-                 context_length: int):
+    def __init__(self, card, tower: Path, weights: dict, projection, *, trim: bool = False):
         from tokenizers import Tokenizer
 
+        config = json.loads((tower / "config.json").read_text())
+        context_length = int(card.architecture["text_cfg"].get("context_length", 77))
+
         self.card = card
+        self.trim = trim
         self.fingerprint = card.fingerprint
         self.device = "cpu"
         self.spec: str | None = None
@@ -104,7 +138,7 @@ class TextEncoder:
         self._weights = weights
         self._projection = projection
         self._pad_id = int(config.get("pad_token_id", 0))
-        self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        self._tokenizer = Tokenizer.from_file(str(tower / "tokenizer.json"))
         self._tokenizer.enable_truncation(context_length)
         self._tokenizer.enable_padding(length=context_length, pad_id=self._pad_id)
 
@@ -156,8 +190,11 @@ class TextEncoder:
         def dense(x, name):
             return F.linear(x, w[f"{name}.weight"], w[f"{name}.bias"])
 
-        batch, length = ids.shape
         mask = (ids != self._pad_id).long()
+        if self.trim:  # padding changes nothing but the float32 rounding (masked out)
+            keep = int(mask.sum(-1).max())
+            ids, mask = ids[:, :keep], mask[:, :keep]
+        batch, length = ids.shape
         positions = torch.arange(length)
         x = F.embedding(ids, w["embeddings.word_embeddings.weight"])
         x = x + F.embedding(torch.zeros_like(ids), w["embeddings.token_type_embeddings.weight"])
