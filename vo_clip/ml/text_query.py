@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -213,34 +214,53 @@ class TextEncoder:
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=attend, dropout_p=0.0,
                                                scale=size ** -0.5, is_causal=False)
             a = a.transpose(1, 2).contiguous().reshape(batch, length, -1).contiguous()
-            x = norm(dense(a, f"{p}.attention.output.dense") + x, f"{p}.attention.output.LayerNorm")
+            x = norm(dense(a, f"{p}.attention.output.dense") + x,
+                     f"{p}.attention.output.LayerNorm")
             h = F.gelu(dense(x, f"{p}.intermediate.dense"))
             x = norm(dense(h, f"{p}.output.dense") + x, f"{p}.output.LayerNorm")
         pooled = (x * mask.unsqueeze(-1)).sum(dim=1) / mask.sum(-1, keepdim=True)
         return F.normalize(F.linear(pooled, self._projection), dim=-1)
 
 
-@contextlib.contextmanager
-def _one_thread(wanted: bool):
-    """Run a few texts' forward pass on the calling thread alone.
+class _OneThread:
+    """Run a few texts' forward pass on one intra-op thread.
 
     Measured on the 2-core box at load 2-3: one query's forward pass from a process's
     main thread took a median 0.9 s with torch's default two intra-op threads (the
     OpenMP team waits for a busy core at every one of its ~40 small operations) and
     30 ms with one, as fast as from a worker thread; one text is too little work to
-    share. The setting is put back afterwards, so larger batches keep their threads.
+    share. The setting is process-wide, so overlapping users (service threads) are
+    counted and the last one out puts the previous value back.
     """
-    import torch
 
-    before = torch.get_num_threads()
-    if not wanted or before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._before = 1
+
+    @contextlib.contextmanager
+    def __call__(self, wanted: bool):
+        import torch
+
+        if not wanted:
+            yield
+            return
+        with self._lock:
+            if self._users == 0:
+                self._before = torch.get_num_threads()
+                if self._before != 1:
+                    torch.set_num_threads(1)
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._before != 1:
+                    torch.set_num_threads(self._before)
+
+
+_one_thread = _OneThread()
 
 
 def _clean(text: str) -> str:
