@@ -160,3 +160,18 @@ def test_tap_encodes_new_texts_with_the_trimmed_encoder(demo_index, tiny_archive
     best = np.argsort(-scores, kind="stable")[:5]
     assert [row[0] for row in result.rows] == [tiny_archive.obs_ids[i] for i in best]
     np.testing.assert_allclose([row[1] for row in result.rows], scores[best], atol=1e-6)
+
+
+def test_concurrent_queries_put_the_thread_setting_back(models, threads):
+    """Service threads overlap: the last one out restores the process-wide setting."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, fast = models
+    threads(2)
+    texts = TEXTS[:6] * 4
+    with ThreadPoolExecutor(4) as pool:
+        vectors = list(pool.map(lambda text: fast.encode_text([text]), texts))
+    assert torch.get_num_threads() == 2
+    threads(1)  # what each of them ran on
+    for text, vector in zip(texts, vectors):
+        assert np.array_equal(vector, fast.encode_text([text]))
