@@ -175,3 +175,26 @@ def test_concurrent_queries_put_the_thread_setting_back(models, threads):
     threads(1)  # what each of them ran on
     for text, vector in zip(texts, vectors):
         assert np.array_equal(vector, fast.encode_text([text]))
+
+
+def test_a_text_query_process_imports_no_open_clip(demo_index, tmp_path):
+    """What made a new `vo-clip query` slow: open_clip, torchvision and transformers."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from vo_clip.config import Config\n"
+        "from vo_clip.search.engine import Query\n"
+        "from vo_clip.workspace import open_engine\n"
+        f"config = Config(home={str(tmp_path)!r}, index={str(demo_index)!r}, model='demo',"
+        " device='cpu')\n"
+        "engine = open_engine(config, text_only=True)\n"
+        "assert len(engine.search(Query(text='spiral galaxy'), top=3).rows) == 3\n"
+        "print(sorted(m for m in ('open_clip', 'torchvision', 'transformers')"
+        " if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
