@@ -138,7 +138,8 @@ def query(config: Config, text, image, like, top, fmt, columns, instrument, cone
 
     config = _with(config, index=index_dir, model=model)
     the_query = Query(text=text, image=image, like=like)
-    engine = open_engine(config, with_model=like is None, notify=_notify)
+    engine = open_engine(config, with_model=like is None, text_only=image is None,
+                         notify=_notify)
     search_filter = SearchFilter(where=where, instrument=instrument,
                                  cone=tuple(cone) if cone else None)
     hits = engine.search(the_query, top=top, search_filter=search_filter)

@@ -88,8 +88,7 @@ def _open_or_none(config: Config):
 def _bring_up_to_date(config: Config, index, model, progress: bool, notify):
     from .search.index import build_index
 
-    default = config.index is None and config.archive is None
-    if index is not None and (not default or _up_to_date(index, config, model)):
+    if index is not None and _current(config, index, model):
         return index
     archive = ensure_demo_archive(config, progress=progress, notify=notify)
     if model is None:
@@ -101,6 +100,12 @@ def _bring_up_to_date(config: Config, index, model, progress: bool, notify):
     return build_index(archive, model, config.index_dir, rebuild=index is not None
                        and index.manifest.model_fingerprint != model.fingerprint,
                        progress=progress).index
+
+
+def _current(config: Config, index, model) -> bool:
+    """Whether ``index`` can answer as it is: an index of the user's own always can."""
+    default = config.index is None and config.archive is None
+    return not default or _up_to_date(index, config, model)
 
 
 def _up_to_date(index, config: Config, model) -> bool:
@@ -117,17 +122,30 @@ def _up_to_date(index, config: Config, model) -> bool:
     return index.manifest.archive.get("fingerprint") == current
 
 
-def open_engine(config: Config, *, with_model: bool = True, progress: bool = True,
-                notify=_silent):
-    """A search engine over the configured index, with its model unless not needed."""
+def open_engine(config: Config, *, with_model: bool = True, text_only: bool = False,
+                progress: bool = True, notify=_silent):
+    """A search engine over the configured index, with its model unless not needed.
+
+    ``text_only`` says the engine will only embed texts: then, if the model's text tower
+    has a form that needs no open_clip (see :mod:`vo_clip.ml.text_query`) and the index
+    is current, only that is loaded, which makes a new ``vo-clip query`` process several
+    times quicker to start, with the same vectors.
+    """
     from .search.engine import SearchEngine
 
     index = _open_or_none(config)  # opened once: it names the model and is searched
     model = None
     if with_model:
+        spec = model_spec(config, index)
+        if text_only and index is not None:
+            from .ml.text_query import load_text_encoder
+
+            encoder = load_text_encoder(spec, device=config.device)
+            if encoder is not None and _current(config, index, encoder):
+                return SearchEngine(index, encoder)
         from .ml.model import load_model
 
-        model = load_model(model_spec(config, index), device=config.device)
+        model = load_model(spec, device=config.device)
     return SearchEngine(_bring_up_to_date(config, index, model, progress, notify), model)
 
 
@@ -152,9 +170,10 @@ def open_tap(config: Config):
         with lock:
             if not engines:
                 from .ml.model import load_model
+                from .ml.text_query import text_encoder_of
 
                 model = load_model(model_spec(config, index), device=config.device)
-                engines.append(SearchEngine(index, model))
+                engines.append(SearchEngine(index, model, text_encoder=text_encoder_of(model)))
             return engines[0]
 
     return TapService(index, authority=config.authority, engine=engine,

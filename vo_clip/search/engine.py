@@ -69,13 +69,18 @@ class SearchEngine:
     model : ClipModel, optional
         Needed to embed text and image queries; searches by observation id work
         without one. It must be the model the index was built with.
+    text_encoder : optional
+        Encodes text queries instead of ``model`` (a quicker form of its text tower,
+        :func:`vo_clip.ml.text_query.text_encoder_of`); it must have the same fingerprint.
     """
 
-    def __init__(self, index: EmbeddingIndex, model=None):
-        if model is not None:
-            index.check_model(model.fingerprint, model.card.name)
+    def __init__(self, index: EmbeddingIndex, model=None, *, text_encoder=None):
+        for encoder in (model, text_encoder):
+            if encoder is not None:
+                index.check_model(encoder.fingerprint, encoder.card.name)
         self.index = index
         self.model = model
+        self.text_encoder = text_encoder or model
 
     def vector(self, query: Query) -> np.ndarray:
         """The unit vector of ``query`` in the index's embedding space."""
@@ -84,7 +89,7 @@ class SearchEngine:
         if self.model is None:
             raise QueryError(f"searching by {query.describe()} needs the model")
         if query.text is not None:
-            return self.model.encode_text([query.text])[0]
+            return self.text_encoder.encode_text([query.text])[0]
         return self.model.encode_images([query.image])[0]
 
     def scores(self, vector: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:

@@ -1,0 +1,200 @@
+"""The text-only encoder of the demo model: same tokens, same vectors, same query results."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+
+from vo_clip.config import Config
+from vo_clip.errors import QueryError
+from vo_clip.ml.model import load_model
+from vo_clip.ml.text_query import TextEncoder, load_text_encoder, text_encoder_of
+
+TEXTS = [
+    "spiral galaxy",
+    "barred spiral galaxy with a star-forming ring",
+    "  a globular   cluster &amp; its &lt;halo&gt;\n",
+    "CafÃ© naïve — Ångström Ω 星系",
+    "HST WFC3/UVIS F555W, 2x1200 s",
+    " ".join(["gravitational lens arcs around a massive cluster"] * 30),  # > 128 tokens
+    "comet",
+    "an edge-on disk galaxy with a dust lane",
+    "merging galaxies with tidal tails",
+    "planetary nebula",
+    "supernova remnant filaments",
+    "quasar host galaxy",
+]
+
+
+@pytest.fixture(scope="module")
+def models():
+    return load_model("demo", device="cpu"), load_text_encoder("demo", device="cpu")
+
+
+@pytest.fixture
+def threads():
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_tokens_are_open_clips(models):
+    full, fast = models
+    assert torch.equal(fast.tokenize(TEXTS), full.tokenize(TEXTS))
+    assert fast.tokenize(TEXTS).shape == (len(TEXTS), 128)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_vectors_are_bit_identical_at_the_same_thread_count(models, threads, count):
+    full, fast = models
+    threads(count)
+    # More than a few texts: both run on `count` threads.
+    assert np.array_equal(fast.encode_text(TEXTS), full.encode_text(TEXTS))
+    if count == 1:  # one text: the encoder uses one thread, as the model now does
+        for text in TEXTS[:3]:
+            assert np.array_equal(fast.encode_text([text]), full.encode_text([text]))
+
+
+def test_one_text_on_one_thread_is_within_float32_rounding_of_two(models, threads):
+    """The stated tolerance: 1e-6 per component (measured: under 2e-7) on unit vectors."""
+    full, fast = models
+    threads(2)
+    for text in TEXTS:
+        got, expected = fast.encode_text([text]), full.encode_text([text])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+        assert np.linalg.norm(got) == pytest.approx(1.0, abs=1e-6)
+    assert torch.get_num_threads() == 2  # put back after a one-text call
+
+
+@pytest.mark.parametrize("text", ["", "   \n"])
+def test_empty_text_is_refused(models, text):
+    with pytest.raises(QueryError, match="empty"):
+        models[1].encode_text([text])
+
+
+def test_only_checkpoints_with_a_bert_text_tower_qualify(tiny_model_path, tmp_path):
+    assert load_text_encoder(str(tiny_model_path)) is None  # open_clip's own text tower
+    assert load_text_encoder("ViT-B-16:openai") is None
+    assert load_text_encoder(str(tmp_path)) is None
+    assert load_text_encoder("demo", device="cuda") is None
+    encoder = load_text_encoder("demo")
+    assert isinstance(encoder, TextEncoder)
+    assert encoder.fingerprint == load_model("demo", device="cpu").fingerprint
+
+
+@pytest.fixture(scope="module")
+def demo_index(tiny_archive, models, tmp_path_factory):
+    from vo_clip.search.index import build_index
+
+    out = tmp_path_factory.mktemp("demo-index") / "index"
+    build_index(tiny_archive, models[0], out, progress=False)
+    return out
+
+
+def test_text_only_engine_answers_like_the_full_model(demo_index, tmp_path):
+    from vo_clip.search.engine import Query
+    from vo_clip.workspace import open_engine
+
+    config = Config(home=tmp_path, index=demo_index, model="demo", device="cpu")
+    quick = open_engine(config, text_only=True)
+    full = open_engine(config)
+    assert isinstance(quick.model, TextEncoder)
+    assert not isinstance(full.model, TextEncoder)
+    for text in TEXTS[:4]:
+        got = quick.search(Query(text=text), top=10)
+        expected = full.search(Query(text=text), top=10)
+        assert got.rows.tolist() == expected.rows.tolist()
+        np.testing.assert_allclose(got.scores, expected.scores, rtol=0, atol=1e-6)
+
+
+def test_cli_text_query_ranks_like_the_full_model(demo_index, tiny_archive, models, tmp_path):
+    full = models[0]
+    text = "a bright round galaxy in the middle of the field"
+    result = run_cli("query", text, "--index", str(demo_index), "--model", "demo", "--top", "8",
+                     "--format", "csv", home=tmp_path)
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    images = full.encode_images([tiny_archive.preview_path(i) for i in range(len(tiny_archive))])
+    scores = images @ full.encode_text([text])[0]
+    expected = np.argsort(-scores, kind="stable")[:8]
+    assert [r["obs_id"] for r in rows] == [tiny_archive.obs_ids[i] for i in expected]
+    np.testing.assert_allclose([float(r["similarity"]) for r in rows], scores[expected],
+                               atol=1e-5)
+
+
+def test_trimmed_tokens_are_within_float32_rounding(models):
+    full, _ = models
+    trimmed = text_encoder_of(full)
+    assert trimmed.trim
+    # shares the model's weights rather than copying them
+    assert (trimmed._projection.data_ptr()
+            == full.module.text.proj.weight.data_ptr())
+    for batch in ([t] for t in TEXTS):
+        np.testing.assert_allclose(trimmed.encode_text(batch), full.encode_text(batch),
+                                   rtol=0, atol=1e-6)
+    np.testing.assert_allclose(trimmed.encode_text(TEXTS), full.encode_text(TEXTS),
+                               rtol=0, atol=1e-6)
+
+
+def test_no_quick_encoder_for_a_model_without_a_bert_tower(tiny_model_path):
+    assert text_encoder_of(load_model(str(tiny_model_path), device="cpu")) is None
+
+
+def test_tap_encodes_new_texts_with_the_trimmed_encoder(demo_index, tiny_archive, models,
+                                                        tmp_path):
+    from vo_clip.workspace import open_tap
+
+    config = Config(home=tmp_path, index=demo_index, model="demo", device="cpu")
+    service = open_tap(config)
+    engine = service.engine()
+    assert isinstance(engine.text_encoder, TextEncoder) and engine.text_encoder.trim
+    result = service.execute({"LANG": "ADQL", "QUERY": (
+        "SELECT TOP 5 obs_id, vo_clip_similarity('spiral galaxy') AS s FROM ivoa.ObsCore "
+        "ORDER BY s DESC")}, base_url="http://127.0.0.1/")
+    full = models[0]
+    scores = engine.index.embeddings @ full.encode_text(["spiral galaxy"])[0]
+    best = np.argsort(-scores, kind="stable")[:5]
+    assert [row[0] for row in result.rows] == [tiny_archive.obs_ids[i] for i in best]
+    np.testing.assert_allclose([row[1] for row in result.rows], scores[best], atol=1e-6)
+
+
+def test_concurrent_queries_put_the_thread_setting_back(models, threads):
+    """Service threads overlap: the last one out restores the process-wide setting."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, fast = models
+    threads(2)
+    texts = TEXTS[:6] * 4
+    with ThreadPoolExecutor(4) as pool:
+        vectors = list(pool.map(lambda text: fast.encode_text([text]), texts))
+    assert torch.get_num_threads() == 2
+    threads(1)  # what each of them ran on
+    for text, vector in zip(texts, vectors):
+        assert np.array_equal(vector, fast.encode_text([text]))
+
+
+def test_a_text_query_process_imports_no_open_clip(demo_index, tmp_path):
+    """What made a new `vo-clip query` slow: open_clip, torchvision and transformers."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from vo_clip.config import Config\n"
+        "from vo_clip.search.engine import Query\n"
+        "from vo_clip.workspace import open_engine\n"
+        f"config = Config(home={str(tmp_path)!r}, index={str(demo_index)!r}, model='demo',"
+        " device='cpu')\n"
+        "engine = open_engine(config, text_only=True)\n"
+        "assert len(engine.search(Query(text='spiral galaxy'), top=3).rows) == 3\n"
+        "print(sorted(m for m in ('open_clip', 'torchvision', 'transformers')"
+        " if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
