@@ -25,7 +25,7 @@ from vo_clip.errors import VoClipError
 from vo_clip.vo.damage import damage_fault
 from vo_clip.vo.faults import DALIFault, FatalFault, TransientFault, UsageFault
 from vo_clip.vo.image_query import MAX_IMAGE_BYTES
-from vo_clip.vo.uws import JobManager, JobOutput, UwsLimits
+from vo_clip.vo.uws import JobManager, JobOutput
 from vo_clip.vo.votable import error_votable
 
 from . import datalink, metrics, oai, observations, tap, uws, web

@@ -43,11 +43,12 @@ from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..errors import CheckpointError, ModelUnavailableError, QueryError
+from ..errors import CheckpointError, ModelUnavailableError
 from .card import ModelCard
 from .checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from .convert import hf_clip_to_open_clip, is_hf_clip_dir, read_hf_clip_dir
 from .pixels import Preprocess, decoded_batches, embedding_settings, read_image
+from .text_query import checked_texts
 
 __all__ = [
     "ClipModel",
@@ -108,10 +109,7 @@ class ClipModel:
         QueryError
             If a text is empty or only whitespace.
         """
-        texts = list(texts)
-        for text in texts:
-            if not isinstance(text, str) or not text.strip():
-                raise QueryError("the text query is empty", hint="describe what to look for")
+        texts = checked_texts(texts)
         out = [
             self._to_numpy(self.module.encode_text(
                 self._tokenizer(texts[i:i + batch_size]).to(self.device), normalize=True))

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import QueryError
 
-__all__ = ["TextEncoder", "load_text_encoder", "text_encoder_of"]
+__all__ = ["TextEncoder", "checked_texts", "load_text_encoder", "text_encoder_of"]
 
 #: Up to this many texts are encoded on one intra-op thread (see :func:`_one_thread`).
 _FEW_TEXTS = 8
@@ -114,6 +114,15 @@ def _checkpoint_path(spec: str) -> Path | None:
     return path if path.is_file() and path.suffix == ".safetensors" else None
 
 
+
+def checked_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list, refused if one is empty: an empty query ranks nothing."""
+    texts = list(texts)
+    for text in texts:
+        if not isinstance(text, str) or not text.strip():
+            raise QueryError("the text query is empty", hint="describe what to look for")
+    return texts
+
 class TextEncoder:
     """Unit vectors for texts, like :class:`~vo_clip.ml.model.ClipModel`'s, from a BERT tower.
 
@@ -164,10 +173,7 @@ class TextEncoder:
         """
         import torch
 
-        texts = list(texts)
-        for text in texts:
-            if not isinstance(text, str) or not text.strip():
-                raise QueryError("the text query is empty", hint="describe what to look for")
+        texts = checked_texts(texts)
         out = []
         with torch.inference_mode(), _one_thread(len(texts) <= _FEW_TEXTS):
             for i in range(0, len(texts), batch_size):

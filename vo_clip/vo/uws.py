@@ -50,6 +50,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import ClassVar
 
+from ..processes import process_alive
 from .faults import DALIFault, LimitFault, NotFoundFault, TransientFault, UsageFault
 from .xmldoc import sub
 
@@ -821,18 +822,12 @@ def _job_from_row(row: sqlite3.Row) -> Job:
 
 
 def _orphaned(pid: int | None, job_id: str, live: set[str]) -> bool:
-    """Whether no process runs this job any more (``os.kill(pid, 0)`` probes it)."""
+    """Whether no process runs this job any more."""
     if pid is None:
         return True
     if pid == os.getpid():
         return job_id not in live
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, owned by another user
-        return False
-    return False
+    return not process_alive(pid)
 
 
 def _error_type(fault: DALIFault) -> str:
