@@ -615,7 +615,8 @@ def _fault(exc: sqlite3.Error, state: _State, limits: TapLimits) -> DALIFault:
     message = str(exc)
     if "interrupted" in message:
         if state.cancelled():
-            return TransientFault("the query was stopped: the job was aborted")
+            return TransientFault("the query was stopped: its job was aborted or its "
+                                  "client disconnected")
         hint = ("run it as an async job (/tap/async), add constraints or a smaller TOP"
                 if state.limit == "sync_execution_limit" else "add constraints or a smaller TOP"
                 if state.limit == "EXECUTIONDURATION" else "try again later")
