@@ -111,6 +111,14 @@ result_max_bytes, image_max_pixels : int
         What one request may cost (see :class:`vo_clip.vo.vosi.TapLimits`).
     job_max_count, job_max_parameters, job_parameter_max_bytes, job_parameters_max_bytes : int
         What the async jobs may hold (see :class:`vo_clip.vo.uws.UwsLimits`).
+    postgres_dsn : str, optional
+        A PostgreSQL connection string (``postgresql://user@host/db`` or
+        ``host=... dbname=...``). When set, the catalog is served from that database
+        (PostgreSQL 15 + pgsphere) and the async jobs are kept there, so that several
+        ``vo-clip serve`` replicas share them; unset, the embedded SQLite catalog of
+        the index is served and jobs are kept under ``home/jobs``.
+    postgres_schema : str
+        The PostgreSQL schema vo_clip's own tables, views and functions live in.
     """
 
     home: Path
@@ -165,6 +173,8 @@ result_max_bytes, image_max_pixels : int
     job_max_parameters: int = UwsLimits.job_max_parameters
     job_parameter_max_bytes: int = UwsLimits.job_parameter_max_bytes
     job_parameters_max_bytes: int = UwsLimits.job_parameters_max_bytes
+    postgres_dsn: str | None = None
+    postgres_schema: str = "vo_clip"
 
     @property
     def archive_dir(self) -> Path:
