@@ -56,11 +56,6 @@ _RESERVED_WORDS = """
 #: ADQL 2.0 §2.1.2 reserved words: SQL-92's, then ADQL's functions and geometry.
 ADQL_RESERVED = frozenset(_RESERVED_WORDS.split())
 
-#: SQLite type of each VOTable datatype TAP_SCHEMA's own columns use.
-_SQL_TYPES = {"char": "TEXT", "unicodeChar": "TEXT", "short": "INTEGER", "int": "INTEGER",
-              "long": "INTEGER", "boolean": "INTEGER"}
-
-
 def adql_column_name(name: str) -> str:
     """``name`` as metadata publishes it: delimited (``"size"``) if it is ADQL-reserved.
 
@@ -167,26 +162,13 @@ def tap_schema_rows(tables: Iterable[TapTable]) -> dict[str, list[tuple]]:
             "columns": _column_rows(tables), "keys": keys, "key_columns": key_columns}
 
 
-def _quote(identifier: str) -> str:
-    """An SQL delimited identifier (TAP_SCHEMA has a column named ``size``)."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _create_sql(table: TapTable, schema: str) -> str:
-    columns = ", ".join(
-        f"{_quote(c.name)} {_SQL_TYPES[c.datatype]}{'' if c.nullable else ' NOT NULL'}"
-        for c in table.columns)
-    return f"CREATE TABLE {_quote(schema)}.{_quote(table.short_name)} ({columns})"
-
-
 def build_tap_schema(db: sqlite3.Connection, tables: Iterable[TapTable], *,
                      schema: str = "tap_schema") -> None:
-    """Create and fill the five TAP_SCHEMA tables in the attached database ``schema``.
+    """Create and fill the five TAP_SCHEMA tables in the attached SQLite database ``schema``.
 
     The caller attaches the database first (``ATTACH ':memory:' AS tap_schema``, or a
-    file). Existing TAP_SCHEMA tables there are replaced, in one transaction. The
-    translated ADQL reads them as ``tap_schema.<name>`` (``TapTable.sql_name``), so
-    ``schema`` other than ``tap_schema`` suits only tests and tools.
+    file). Existing TAP_SCHEMA tables there are replaced, in one transaction; the
+    SQLite backend writes its own the same way.
 
     Parameters
     ----------
@@ -197,12 +179,6 @@ def build_tap_schema(db: sqlite3.Connection, tables: Iterable[TapTable], *,
     schema : str, optional
         The name the TAP_SCHEMA database is attached under.
     """
-    rows = tap_schema_rows(tables)
-    with db:
-        for definition in TAP_SCHEMA_TABLES:
-            name = definition.short_name
-            db.execute(f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(name)}")
-            db.execute(_create_sql(definition, schema))
-            marks = ", ".join("?" * len(definition.columns))
-            db.executemany(f"INSERT INTO {_quote(schema)}.{_quote(name)} VALUES ({marks})",
-                           rows[name])
+    from ..search.backends.sqlite import write_tap_schema
+
+    write_tap_schema(db, TAP_SCHEMA_TABLES, tap_schema_rows(tables), schema=schema)

@@ -99,13 +99,15 @@ _DEFINITIONS = {
         "vo_clip_preview_url", "text", "text",
         "SELECT current_setting('vo_clip.base_url') || '/preview/' || "
         "{schema}.vo_clip_urlquote($1)", volatility="STABLE"),
-    # an spoly as the STC-S text SQLite serves (for an operator's ObsCore whose
-    # s_region is an spoly): degrees, shortest round-trip digits
+    # an spoly as the STC-S text SQLite serves (for an operator's ObsCore whose s_region
+    # is an spoly); pgsphere 1.2 has no vertex accessor, so its text output is read,
+    # which is in radians unless a session calls set_sphere_output (vo_clip's never do)
     "vo_clip_stcs": _sql_function(
         "vo_clip_stcs", "spoly", "text",
-        "SELECT 'Polygon ICRS ' || string_agg(degrees(p[1])::text || ' ' || "
-        "degrees(p[2])::text, ' ' ORDER BY i) FROM (SELECT i, ARRAY[long(spoly_point($1, i))"
-        ", lat(spoly_point($1, i))] AS p FROM generate_series(1, npoints($1)) AS i) AS v"),
+        "SELECT 'Polygon ICRS ' || string_agg(degrees(m[1]::float8)::text || ' ' || "
+        "degrees(m[2]::float8)::text, ' ' ORDER BY n) FROM regexp_matches($1::text, "
+        "'\\(([-+0-9.eE]+) *, *([-+0-9.eE]+)\\)', 'g') WITH ORDINALITY AS t(m, n)",
+        volatility="STABLE"),
 }
 
 #: pgsphere functions and PostgreSQL built-ins the translated SQL calls.
@@ -128,8 +130,8 @@ def _functions() -> FunctionTable:
                                    deterministic=adql.name != "RAND",
                                    implementation=_DEFINITIONS.get(sql)))
     named = {e.sql for e in entries}
-    for internal in ("vo_clip_score", "vo_clip_angdist", "vo_clip_did", "vo_clip_datalink_url",
-                     "vo_clip_preview_url", "vo_clip_urlquote", "vo_clip_stcs", "count",
+    for internal in ("vo_clip_urlquote", "vo_clip_score", "vo_clip_angdist", "vo_clip_did",
+                     "vo_clip_datalink_url", "vo_clip_preview_url", "vo_clip_stcs", "count",
                      "spoint", "scircle", "radians", "degrees", "coalesce", "lower"):
         if internal not in named:
             entries.append(SqlFunction(internal, kind="internal",
@@ -143,9 +145,10 @@ FUNCTIONS = _functions()
 
 
 def install_statements(schema: str) -> list[str]:
-    """The ``CREATE FUNCTION`` statements of :data:`FUNCTIONS`, for ``schema``."""
+    """The ``CREATE FUNCTION`` statements of :data:`FUNCTIONS`, for ``schema``, in an
+    order that creates a function before those calling it (URL quoting first)."""
     statements = []
-    for function in FUNCTIONS:
+    for function in sorted(FUNCTIONS, key=lambda f: f.sql != "vo_clip_urlquote"):
         definition = function.implementation
         for sql in definition if isinstance(definition, list) else [definition] if definition else []:
             statements.append(sql.replace("{schema}", _quote(schema)))
@@ -209,9 +212,9 @@ def score_parameters(query: CompiledQuery, scores, candidates: np.ndarray | None
 
 def _render(tree: exp.Expression) -> str:
     sql = tree.sql(dialect="postgres").replace("%", "%%")
-    sql = _ARRAY_LOOKUP.sub(lambda m: f"(%(vo_clip_param_scores_{m.group(1)})s"
-                                      f"::float8[])[{m.group(2)} + 1]", sql)
-    return _SENTINEL.sub(lambda m: f"%({m.group(1)})s", sql)
+    sql = _SENTINEL.sub(lambda m: f"%({m.group(1)})s", sql)
+    return _ARRAY_LOOKUP.sub(lambda m: f"(%(vo_clip_param_scores_{m.group(1)})s"
+                                       f"::float8[])[{m.group(2)} + 1]", sql)
 
 
 def _scores_as_arrays(tree: exp.Expression, skip_slot: int | None) -> exp.Expression:

@@ -41,7 +41,8 @@ from . import (CatalogBackend, CatalogSession, CompiledQuery, FunctionTable, Res
                StatementStopped, TooManyCandidates, ValueTooLong, row_bytes)
 from .functions import adql_functions
 
-__all__ = ["FUNCTIONS", "SqliteBackend", "SqliteDialect", "is_damage", "register_functions"]
+__all__ = ["FUNCTIONS", "SqliteBackend", "SqliteDialect", "is_damage", "register_functions",
+           "write_tap_schema"]
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +328,7 @@ class SqliteBackend(CatalogBackend):
         self._schema_uri = f"file:vo_clip_tap_schema_{id(self)}?mode=memory&cache=shared"
         # An in-memory database shared by this process' connections; the keeper holds it.
         self._keeper = sqlite3.connect(self._schema_uri, uri=True, check_same_thread=False)
-        _write_tap_schema(self._keeper, [t for t in tables if not t.embedded],
+        write_tap_schema(self._keeper, [t for t in tables if not t.embedded],
                           tap_schema_rows)
         self._readable = {self.dialect.relation(t)[1].lower() for t in tables} | {
             "observations", "json_each"}
@@ -471,12 +472,17 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _write_tap_schema(db: sqlite3.Connection, definitions: Iterable,
-                      rows: Mapping[str, list[tuple]]) -> None:
-    """The five TAP_SCHEMA tables (``tap_schema.<name>`` once attached), filled."""
+def write_tap_schema(db: sqlite3.Connection, definitions: Iterable,
+                     rows: Mapping[str, list[tuple]], *, schema: str = "main") -> None:
+    """The TAP_SCHEMA tables ``definitions`` in database ``schema`` of ``db``, filled
+    with ``rows`` (by short name) in one transaction, replacing any there.
+
+    The backend writes them into its in-memory database, attached to every
+    connection as ``tap_schema``, where the translated SQL reads them.
+    """
     with db:
         for definition in definitions:
-            name = _quote(definition.short_name)
+            name = f"{_quote(schema)}.{_quote(definition.short_name)}"
             columns = ", ".join(
                 f"{_quote(c.name)} {_SQL_TYPES[c.datatype]}{'' if c.nullable else ' NOT NULL'}"
                 for c in definition.columns)
