@@ -7,6 +7,7 @@ any test imports them, so a code path that tried to download would fail loudly.
 from __future__ import annotations
 
 import os
+import secrets
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -16,6 +17,7 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -33,6 +35,10 @@ TINY_ARCHITECTURE = {
 }
 
 INSTRUMENTS = ["ACS/WFC", "WFC3/UVIS", "WFC3/IR", "STIS/CCD"]
+
+
+#: The catalog backends a TAP test runs on; the PostgreSQL one is marked ``postgres``.
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def write_tiny_archive(root: Path, n: int = 36, seed: int = 0):
@@ -242,15 +248,15 @@ def demo_first_run(tmp_path_factory):
     return home, result
 
 
-@pytest.fixture(scope="module")
-def tiny_server(tiny_index, tiny_model_path, tmp_path_factory):
-    """A live service on the tiny index (its own home: jobs do not leak between modules)."""
-    from service import create_app
+@pytest.fixture(scope="module", params=BACKENDS)
+def tiny_server(request, tiny_index, tiny_model_path, tmp_path_factory):
+    """A live service on the tiny index (its own home: jobs do not leak between modules),
+    once on each catalog backend: the modules using it run on SQLite and PostgreSQL."""
     from vo_clip.config import Config
 
     home = tmp_path_factory.mktemp("service-home")
     config = Config(home=home, index=tiny_index, model=str(tiny_model_path))
-    with live_server(create_app(config)) as url:
+    with server_on_backend(request, request.param, config) as url:
         yield url
 
 
@@ -283,3 +289,69 @@ def postgres_database(postgres_server):
 def postgres_dsn(postgres_database) -> str:
     """The connection string of this test's own fresh database."""
     return postgres_database.dsn
+
+
+@contextmanager
+def postgres_catalog(request, index_root) -> Iterator[str]:
+    """The catalog of ``index_root`` loaded into a fresh database of the session's
+    server, as ``vo-clip postgres load`` does: yields the DSN of a login role that holds
+    only the read-only service role, as a deployment's service connects."""
+    import psycopg
+
+    from vo_clip.search.backends.postgres_load import load_catalog
+    from vo_clip.search.index import CATALOG
+    from vo_clip.vo.schema import published_tables
+    from vo_clip.vo.tap_schema import tap_schema_rows
+
+    server = request.getfixturevalue("postgres_server")
+    with server.database() as database:
+        login, password = f"{database.name}_svc", secrets.token_hex(8)
+        server.execute(f"CREATE ROLE {login} LOGIN PASSWORD '{password}'")
+        try:
+            tables = published_tables()
+            load_catalog(database.dsn, Path(index_root) / CATALOG, tables=tables,
+                         tap_schema_rows=tap_schema_rows(tables), grant=[login],
+                         progress=False)
+            yield psycopg.conninfo.make_conninfo(database.dsn, user=login, password=password)
+        finally:
+            server.drop_database(database.name)
+            server.execute(f"DROP ROLE IF EXISTS {login}")
+
+
+@contextmanager
+def tap_on_backend(request, backend: str, index_root, **service):
+    """A TapService over ``index_root`` on ``backend`` (``sqlite`` or ``postgres``)."""
+    from vo_clip.search.index import EmbeddingIndex
+    from vo_clip.vo.tap import TapService
+
+    index = EmbeddingIndex.open(index_root)
+    if backend == "sqlite":
+        yield TapService(index, **service)
+        return
+    from vo_clip.search.backends.postgres import PostgresBackend
+
+    with postgres_catalog(request, index_root) as dsn:
+        tap = TapService(index, catalog=lambda t, r: PostgresBackend(
+            dsn, authority=service.get("authority", "example.org"), tables=t,
+            tap_schema_rows=r, expected_rows=len(index)), **service)
+        try:
+            yield tap
+        finally:
+            tap.catalog.close()
+
+
+@contextmanager
+def server_on_backend(request, backend: str, config) -> Iterator[str]:
+    """A live service for ``config`` (a Config) on ``backend``: with ``postgres``, its
+    catalog and its async jobs are in PostgreSQL (``postgres_dsn``)."""
+    from dataclasses import replace
+
+    from service import create_app
+
+    if backend == "sqlite":
+        with live_server(create_app(config)) as url:
+            yield url
+        return
+    with postgres_catalog(request, config.index_dir) as dsn:
+        with live_server(create_app(replace(config, postgres_dsn=dsn))) as url:
+            yield url

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
+from conftest import BACKENDS, tap_on_backend
 from astropy.io.votable import parse
 
 from vo_clip.ml.model import load_model
@@ -29,10 +30,11 @@ def engine(tiny_index, tiny_model_path):
     return SearchEngine(index, load_model(str(tiny_model_path)))
 
 
-@pytest.fixture(scope="module")
-def tap(engine):
-    return TapService(engine.index, engine=lambda: engine,
-                      limits=TapLimits(default_maxrec=20, hard_maxrec=30))
+@pytest.fixture(scope="module", params=BACKENDS)
+def tap(engine, tiny_index, request):
+    with tap_on_backend(request, request.param, tiny_index, engine=lambda: engine,
+                        limits=TapLimits(default_maxrec=20, hard_maxrec=30)) as service:
+        yield service
 
 
 def run(tap, query, **params):

@@ -177,4 +177,22 @@ def open_tap(config: Config):
             return engines[0]
 
     return TapService(index, authority=config.authority, engine=engine,
-                      limits=config.tap_limits())
+                      limits=config.tap_limits(), catalog=catalog_backend(config, index))
+
+
+def catalog_backend(config: Config, index):
+    """How the TAP service opens its catalog: PostgreSQL when ``postgres_dsn`` is set
+    (loaded by ``vo-clip postgres load``), else None, the index's own SQLite catalog."""
+    if not config.postgres_dsn:
+        return None
+
+    def open_postgres(tables, tap_schema_rows):
+        from .search.backends.postgres import PostgresBackend
+
+        return PostgresBackend(config.postgres_dsn, schema=config.postgres_schema,
+                               authority=config.authority, tables=tables,
+                               tap_schema_rows=tap_schema_rows,
+                               string_max_bytes=config.query_max_string_bytes,
+                               expected_rows=len(index))
+
+    return open_postgres
