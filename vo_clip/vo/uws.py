@@ -668,7 +668,7 @@ class JobManager:
         the move.
         """
         with self._cond:
-            while True:
+            while True:  # ends: the moves of TRANSITIONS form no cycle
                 row = self._row(job_id)
                 if row is None:
                     raise NotFoundFault(f"no job {job_id!r}")
@@ -761,11 +761,16 @@ class JobManager:
                 if self._closed:
                     return
                 running = set(self._active)  # each row already names this manager
+            if not running:
+                continue  # nothing to beat for, nothing another replica could stop
             try:
                 still = self._store.heartbeat((QUEUED, EXECUTING))
             except TransientFault as fault:
                 logger.warning("UWS heartbeat failed (%s); trying again in %s s", fault,
                                interval)
+                continue
+            except Exception:  # a watcher that died would let its jobs look orphaned
+                logger.exception("UWS heartbeat failed; trying again in %s s", interval)
                 continue
             ended = running - still
             if ended:
