@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
+from ..errors import VoClipError
 from ..processes import process_alive
 
 __all__ = ["COLUMNS", "JobStore", "SqliteJobStore", "UPDATABLE", "open_job_store"]
@@ -99,9 +100,19 @@ class JobStore(Protocol):
 
 def open_job_store(root: Path, postgres_dsn: str | None = None,
                    postgres_schema: str = "vo_clip") -> JobStore:
-    """PostgreSQL when a DSN is given (replicas share the jobs), else SQLite in ``root``."""
+    """PostgreSQL when a DSN is given (replicas share the jobs), else SQLite in ``root``.
+
+    Raises
+    ------
+    VoClipError
+        If a DSN is given but psycopg 3 is not installed.
+    """
     if postgres_dsn:
-        from .uws_postgres import PostgresJobStore
+        try:
+            from .uws_postgres import PostgresJobStore
+        except ImportError as error:
+            raise VoClipError(f"postgres_dsn is set, but {error}",
+                              "pip install 'vo_clip[postgres]'") from None
 
         return PostgresJobStore(postgres_dsn, postgres_schema)
     return SqliteJobStore(root)
