@@ -26,6 +26,7 @@ from vo_clip.vo.damage import damage_fault
 from vo_clip.vo.faults import DALIFault, FatalFault, TransientFault, UsageFault
 from vo_clip.vo.image_query import MAX_IMAGE_BYTES
 from vo_clip.vo.uws import JobManager, JobOutput
+from vo_clip.vo.uws_store import open_job_store
 from vo_clip.vo.votable import error_votable
 
 from . import datalink, metrics, oai, observations, tap, uws, web
@@ -101,7 +102,11 @@ def _lazy_tap_service(config: Config):
 
 
 def _job_manager(app: Flask, config: Config) -> JobManager:
-    """Async TAP jobs, kept under ``home/jobs/<index name>`` so they survive restarts."""
+    """Async TAP jobs, kept under ``home/jobs/<index name>`` so they survive restarts.
+
+    With ``postgres_dsn`` set they are kept in PostgreSQL instead, where every replica
+    serving that database sees them.
+    """
     tap_service = app.extensions["vo_clip.tap"]
     counted = app.extensions["vo_clip.metrics"]
 
@@ -133,7 +138,9 @@ def _job_manager(app: Flask, config: Config) -> JobManager:
     limits = config.uws_limits()
     limits = replace(limits, blocking_waits=config.blocking_waits
                      or max(1, config.threads // 2))
-    return JobManager(config.home / "jobs" / config.index_dir.name, run_query, limits)
+    root = config.home / "jobs" / config.index_dir.name
+    store = open_job_store(root, config.postgres_dsn, config.postgres_schema)
+    return JobManager(root, run_query, limits, store=store)
 
 
 def _register_basics(app: Flask, config: Config) -> None:

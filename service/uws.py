@@ -251,13 +251,8 @@ def results(job_id: str):
 @bp.get("/<job_id>/results/result")
 def result(job_id: str):
     """The stored result with its MIME type; 404 unless the job is COMPLETED."""
-    path = _manager().result_path(job_id)
-    mime = _manager().get(job_id).result_mime or "application/octet-stream"
-    try:
-        content = path.read_bytes()
-    except FileNotFoundError:  # destroyed between the two reads
-        raise NotFoundFault(f"job {job_id} has no result any more") from None
-    return Response(content, content_type=mime)
+    stored = _manager().result(job_id)
+    return Response(stored.content, content_type=stored.mime)
 
 
 @bp.get("/<job_id>/error")

@@ -4,6 +4,11 @@ A fake executor stands in for TAP: it echoes QUERY as a text/plain result, fails
 QUERY=BAD (a UsageFault) or CRASH (a bug), and sleeps on QUERY=SLOW while watching
 ``cancelled()``. Documents are checked with pyvo's UWS parser and, when lxml and
 STILTS' UWS 1.1 schema are on the machine, against the XSD that taplint uses.
+
+Every test that does not look at SQLite's own files runs on both job stores: SQLite
+(``[sqlite]``) and PostgreSQL (``[postgres]``, marked ``postgres``: a throwaway
+cluster, see tests/postgres_cluster.py). What only two replicas can show is in
+tests/test_uws_postgres.py.
 """
 
 from __future__ import annotations
@@ -58,9 +63,28 @@ def stand_in_error_votable(message: str) -> bytes:
             '</RESOURCE></VOTABLE>').encode()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def make_manager(request):
+    """``make_manager(root, execute, limits, **options)``: a JobManager on this test's store.
+
+    On PostgreSQL every manager of one test shares the test's database, as replicas
+    (or a restarted service) would.
+    """
+    if request.param == "sqlite":
+        return uws.JobManager
+    from vo_clip.vo.uws_postgres import PostgresJobStore
+
+    dsn = request.getfixturevalue("postgres_dsn")
+
+    def make(root, execute, limits=uws.UwsLimits(), workers=2, **options):
+        return uws.JobManager(root, execute, limits, workers,
+                              store=PostgresJobStore(dsn, "vo_clip"), **options)
+    return make
+
+
 @pytest.fixture
-def manager(tmp_path):
-    with uws.JobManager(tmp_path / "jobs", fake_execute, LIMITS) as jobs:
+def manager(tmp_path, make_manager):
+    with make_manager(tmp_path / "jobs", fake_execute, LIMITS) as jobs:
         yield jobs
 
 
@@ -108,9 +132,9 @@ def text(client, url: str) -> str:
     return response.get_data(as_text=True)
 
 
-def db_rows(manager, sql, args=()):
-    with contextlib.closing(sqlite3.connect(manager.root / "jobs.sqlite")) as db, db:
-        return db.execute(sql, args).fetchall()
+def stored_ids(manager) -> set[str]:
+    """The jobs in the store itself (a listing through the manager would reap first)."""
+    return {row["job_id"] for row in manager._store.list(None, None, None)}
 
 
 # -- lifecycle over HTTP ------------------------------------------------------------------
@@ -236,6 +260,7 @@ def test_delete_redirects_to_the_list_then_everything_is_gone(client, manager, h
         assert response.status_code == 404, child
         assert response.mimetype == "text/plain"
     assert not (manager.root / job_id).exists()
+    assert manager._store.get(job_id) is None and manager._store.result(job_id) is None
     assert job_id not in [j.jobid for j in parse_job_list(io.BytesIO(client.get(
         "/tap/async").data))]
 
@@ -377,10 +402,10 @@ def test_integers_are_whole_numbers_of_at_most_18_digits(client):
 
 
 @pytest.fixture
-def small_client(tmp_path):
+def small_client(tmp_path, make_manager):
     limits = uws.UwsLimits(wait_max=1, job_max_count=3, job_max_parameters=5,
                            job_parameter_max_bytes=100, job_parameters_max_bytes=250)
-    with uws.JobManager(tmp_path / "small", fake_execute, limits) as jobs:
+    with make_manager(tmp_path / "small", fake_execute, limits) as jobs:
         app = Flask(__name__)
         app.extensions["vo_clip.config"] = Config(home=tmp_path)
         app.extensions["vo_clip.uws"] = jobs
@@ -464,8 +489,8 @@ def test_wait_blocks_up_to_the_cap_and_honours_phase(client):
     assert client.get(f"/tap/async/{job_id}?WAIT=soon").status_code == 400
 
 
-def test_wait_returns_when_the_phase_changes(tmp_path):
-    with uws.JobManager(tmp_path, fake_execute, uws.UwsLimits(wait_max=120)) as jobs:
+def test_wait_returns_when_the_phase_changes(tmp_path, make_manager):
+    with make_manager(tmp_path, fake_execute, uws.UwsLimits(wait_max=120)) as jobs:
         job = jobs.create({"QUERY": "SLOW", "SLEEP": "0.3"}, run=True)
         while jobs.get(job.job_id).phase == uws.QUEUED:
             time.sleep(0.005)
@@ -498,15 +523,15 @@ def test_documents_escape_values(manager):
     ET.fromstring(uws.results_xml(job, BASE))
 
 
-def test_jobs_and_results_survive_a_restart(tmp_path):
-    with uws.JobManager(tmp_path, fake_execute, LIMITS) as first:
+def test_jobs_and_results_survive_a_restart(tmp_path, make_manager):
+    with make_manager(tmp_path, fake_execute, LIMITS) as first:
         job = first.create({"QUERY": "kept"}, run=True)
         while first.get(job.job_id).phase != uws.COMPLETED:
             first.wait(job.job_id, 1)
         pending = first.create({"QUERY": "later"})
-    with uws.JobManager(tmp_path, fake_execute, LIMITS) as second:
+    with make_manager(tmp_path, fake_execute, LIMITS) as second:
         assert second.get(job.job_id).phase == uws.COMPLETED
-        assert second.result_path(job.job_id).read_bytes() == b"kept"
+        assert second.result(job.job_id).content == b"kept"
         assert second.get(pending.job_id).phase == uws.PENDING
         assert {j.job_id for j in second.list()} == {job.job_id, pending.job_id}
 
@@ -535,10 +560,10 @@ def test_jobs_left_running_by_a_stopped_service_become_error(tmp_path):
         assert second.get(alive).phase == uws.EXECUTING  # its process still runs
 
 
-def test_close_fails_running_jobs_instead_of_leaving_them(tmp_path):
-    with uws.JobManager(tmp_path, fake_execute, LIMITS) as first:
+def test_close_fails_running_jobs_instead_of_leaving_them(tmp_path, make_manager):
+    with make_manager(tmp_path, fake_execute, LIMITS) as first:
         job = first.create({"QUERY": "SLOW"}, run=True)
-    with uws.JobManager(tmp_path, fake_execute, LIMITS) as second:
+    with make_manager(tmp_path, fake_execute, LIMITS) as second:
         assert second.get(job.job_id).phase == uws.ERROR
         assert second.get(job.job_id).error == uws.STOPPED_MESSAGE
 
@@ -553,22 +578,23 @@ def test_listing_destroys_expired_jobs(manager):
     job = manager.create({"QUERY": "x"}, run=True)
     while manager.get(job.job_id).phase != uws.COMPLETED:
         manager.wait(job.job_id, 1)
-    assert (manager.root / job.job_id / "result").exists()
+    assert manager._store.result(job.job_id) == b"x"
     expire(manager, job.job_id)
-    assert db_rows(manager, "SELECT job_id FROM jobs") == [(job.job_id,)]
+    assert stored_ids(manager) == {job.job_id}
     assert manager.list() == []
-    assert db_rows(manager, "SELECT job_id FROM jobs") == []
+    assert stored_ids(manager) == set()
+    assert manager._store.result(job.job_id) is None
     assert not (manager.root / job.job_id).exists()
 
 
-def test_the_reaper_destroys_expired_jobs(tmp_path):
-    with uws.JobManager(tmp_path, fake_execute, LIMITS, reap_interval=0.05) as jobs:
+def test_the_reaper_destroys_expired_jobs(tmp_path, make_manager):
+    with make_manager(tmp_path, fake_execute, LIMITS, reap_interval=0.05) as jobs:
         job = jobs.create({"QUERY": "x"})
         expire(jobs, job.job_id)
         deadline = time.monotonic() + 5
-        while db_rows(jobs, "SELECT job_id FROM jobs") and time.monotonic() < deadline:
+        while stored_ids(jobs) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert db_rows(jobs, "SELECT job_id FROM jobs") == []
+        assert stored_ids(jobs) == set()
         with pytest.raises(NotFoundFault):
             jobs.get(job.job_id)
 

@@ -12,9 +12,17 @@ Why it looks the way it does:
   Moves a worker makes on a job that was aborted, failed or deleted meanwhile are in
   the table as *ignored*: the late outcome is dropped, the job keeps its phase.
 - Jobs outlive the process (UWS 1.1 §2.1.5: a job lives until its destruction time):
-  their state is in SQLite (``root/jobs.sqlite``, WAL) and each result is written
-  atomically to ``root/<jobId>/result``. A job that a dead process left QUEUED or
-  EXECUTING becomes ERROR when a manager starts, so no client waits forever.
+  a job store (:mod:`vo_clip.vo.uws_store`) keeps them, by default in SQLite
+  (``root/jobs.sqlite``, WAL) with each result written atomically to
+  ``root/<jobId>/result``; with PostgreSQL (:mod:`vo_clip.vo.uws_postgres`) several
+  replicas share one job list. A job that a dead process left QUEUED or EXECUTING
+  becomes ERROR when a manager starts (and, with a shared store, at every reaper
+  pass), so no client waits forever.
+- Phase changes are compare-and-set on the stored phase: when two replicas race, one
+  move wins and the other is judged against the phase it lost to, so a job runs once.
+  With a shared store a watcher thread looks at this manager's running jobs every
+  ``store.poll_interval`` seconds (its heartbeat), so an ABORT or DELETE made on
+  another replica reaches ``cancelled()``.
 - ``PHASE=RUN`` moves the job to QUEUED before returning: pyvo's ``wait()`` and
   taplint expect the phase out of PENDING once the 303 is sent (UWS 1.1 §2.2.3).
 - Blocking reads (``WAIT``, UWS 1.1 §2.2.1.2) wait on a :class:`threading.Condition`
@@ -34,12 +42,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import secrets
-import shutil
 import sqlite3
-import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -50,8 +55,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import ClassVar
 
-from ..processes import process_alive
 from .faults import DALIFault, LimitFault, NotFoundFault, TransientFault, UsageFault
+from .uws_store import RESULT_NAME, UPDATABLE, JobStore, SqliteJobStore
 from .xmldoc import sub
 
 __all__ = [
@@ -132,7 +137,6 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 
 STOPPED_MESSAGE = "the service stopped while this job was executing; submit it again"
 INTERNAL_MESSAGE = "FatalFault: internal error while executing the job"
-RESULT_NAME = "result"
 _REAP_GRACE_S = 5.0
 
 
@@ -209,27 +213,6 @@ class Job:
 
 Executor = Callable[[dict[str, str], float, Callable[[], bool], "str | None"], JobOutput]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    job_id TEXT PRIMARY KEY,
-    phase TEXT NOT NULL,
-    parameters TEXT NOT NULL,
-    creation_ms INTEGER NOT NULL,
-    start_ms INTEGER,
-    end_ms INTEGER,
-    execution_duration INTEGER NOT NULL,
-    destruction_ms INTEGER NOT NULL,
-    error TEXT,
-    error_type TEXT,
-    result_mime TEXT,
-    result_size INTEGER,
-    pid INTEGER,
-    base_url TEXT
-)
-"""
-_COLUMNS = frozenset({"start_ms", "end_ms", "error", "error_type", "result_mime",
-                      "result_size", "pid", "parameters", "execution_duration",
-                      "destruction_ms"})
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
@@ -264,7 +247,8 @@ class JobManager:
     Parameters
     ----------
     root : Path
-        Directory of the job database (``jobs.sqlite``) and of one folder per job.
+        Directory of the job database (``jobs.sqlite``) and of one folder per job,
+        when no ``store`` is given.
     execute : callable
         ``execute(parameters, deadline, cancelled, base_url) -> JobOutput``.
         ``parameters`` has upper-cased keys; ``deadline`` is an absolute
@@ -278,13 +262,18 @@ class JobManager:
     workers : int
         Jobs executing at once; the others wait QUEUED.
     reap_interval : float
-        Seconds between two passes of the reaper (expired jobs, overruns).
+        Seconds between two passes of the reaper (expired jobs, overruns, and, with a
+        shared store, jobs whose replica is gone).
+    store : JobStore, optional
+        Where the jobs are kept; by default :class:`~vo_clip.vo.uws_store.SqliteJobStore`
+        in ``root``.
 
     Notes
     -----
     On start, jobs left QUEUED or EXECUTING by a process that no longer runs (or by
     this process, outside any live manager) become ERROR with :data:`STOPPED_MESSAGE`.
-    ``WAIT`` is woken by changes made in this process.
+    ``WAIT`` is woken by changes made in this process, and with a shared store also
+    looks at the job every ``store.poll_interval`` seconds.
     """
 
     #: jobs queued or executing in a live manager of this process, for orphan checks
@@ -292,7 +281,8 @@ class JobManager:
     _live_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, root: Path, execute: Executor, limits: UwsLimits = UwsLimits(),
-                 workers: int = 2, *, reap_interval: float = 30.0):
+                 workers: int = 2, *, reap_interval: float = 30.0,
+                 store: JobStore | None = None):
         self.root = Path(root)
         self.limits = limits
         self._execute_fn = execute
@@ -301,14 +291,22 @@ class JobManager:
         self._cancelled: set[str] = set()
         self._closed = False
         self._wait_slots = threading.BoundedSemaphore(max(1, limits.blocking_waits))
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._conn = self._connect(self.root / "jobs.sqlite")
-        self._recover()
+        self._store = store if store is not None else SqliteJobStore(self.root)
+        try:
+            self._recover()
+        except TransientFault as fault:  # a shared store that is down: the reaper retries
+            logger.warning("UWS recovery postponed: %s", fault)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="uws-worker")
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, args=(reap_interval,),
                                         name="uws-reaper", daemon=True)
         self._reaper.start()
+        self._watcher = None
+        if self._store.poll_interval is not None:
+            self._watcher = threading.Thread(target=self._watch_loop,
+                                             args=(self._store.poll_interval,),
+                                             name="uws-watcher", daemon=True)
+            self._watcher.start()
 
     # -- public API --------------------------------------------------------------
 
@@ -333,12 +331,11 @@ class JobManager:
         with self._cond:
             self._check_room()
             now = _now_ms()
-            self._sql("INSERT INTO jobs (job_id, phase, parameters, creation_ms, "
-                      "execution_duration, destruction_ms, base_url) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      (job_id, PENDING, json.dumps(params), now,
-                       self.limits.execution_default,
-                       now + 1000 * self.limits.destruction_default, base_url))
+            self._db.insert({"job_id": job_id, "phase": PENDING,
+                             "parameters": json.dumps(params), "creation_ms": now,
+                             "execution_duration": self.limits.execution_default,
+                             "destruction_ms": now + 1000 * self.limits.destruction_default,
+                             "base_url": base_url})
         if run:
             self.run(job_id)
         return self.get(job_id)
@@ -386,19 +383,9 @@ class JobManager:
         if last is not None:
             last = min(last, self.limits.job_max_count)  # never more jobs than that
         self.reap()
-        where, args = ["1"], []
-        if phases:
-            where.append(f"phase IN ({', '.join('?' * len(phases))})")
-            args += list(phases)
-        if after is not None:
-            where.append("creation_ms > ?")
-            args.append(_to_ms(after))
-        sql = f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY creation_ms DESC, job_id"
-        if last is not None:
-            sql += " LIMIT ?"
-            args.append(int(last))
         with self._cond:
-            rows = self._sql(sql, args).fetchall()
+            rows = self._db.list(list(phases) if phases else None,
+                                 None if after is None else _to_ms(after), last)
         return [_job_from_row(row) for row in rows]
 
     def run(self, job_id: str) -> Job:
@@ -410,9 +397,9 @@ class JobManager:
             For an unknown job, or one that is finished.
         """
         with self._cond:
-            before = self.get(job_id).phase
-            job = self._move(job_id, QUEUED, pid=os.getpid())
-            if before != PENDING:
+            self.get(job_id)
+            job, moved = self._transition(job_id, QUEUED, claim=True)
+            if not moved:  # RUN twice, or raced with another replica: it runs there once
                 return job
             self._active.add(job_id)
             with self._live_lock:
@@ -523,24 +510,29 @@ class JobManager:
                     remaining = end - time.monotonic()
                     if remaining <= 0:
                         break
-                    self._cond.wait(remaining)
+                    poll = self._store.poll_interval  # changes other replicas make
+                    self._cond.wait(remaining if poll is None else min(remaining, poll))
                     job = self.get(job_id)
             finally:
                 self._wait_slots.release()
             return job
 
-    def result_path(self, job_id: str) -> Path:
-        """The file holding the result of a COMPLETED job.
+    def result(self, job_id: str) -> JobOutput:
+        """The result of a COMPLETED job: its bytes and MIME type.
 
         Raises
         ------
         NotFoundFault
-            Unless the job is COMPLETED.
+            Unless the job is COMPLETED (and still there).
         """
         job = self.get(job_id)
         if job.phase != COMPLETED:
             raise NotFoundFault(f"job {job_id} has no result: it is {job.phase}")
-        return self._job_dir(job_id) / RESULT_NAME
+        with self._cond:
+            content = self._db.result(job_id)
+        if content is None:  # destroyed between the two reads
+            raise NotFoundFault(f"job {job_id} has no result any more")
+        return JobOutput(content, job.result_mime or "application/octet-stream")
 
     def reap(self) -> int:
         """Destroy expired jobs and fail overrunning ones; returns the number destroyed."""
@@ -548,17 +540,19 @@ class JobManager:
         with self._cond:
             if self._closed:
                 return 0
-            expired = [r["job_id"] for r in self._sql(
-                "SELECT job_id FROM jobs WHERE destruction_ms <= ?", (now,))]
+            expired = self._db.delete_expired(now)
             for job_id in expired:
-                self._destroy(job_id)
-            for row in self._sql("SELECT job_id, start_ms, execution_duration FROM jobs "
-                                 "WHERE phase = ?", (EXECUTING,)).fetchall():
+                self._cancel(job_id)
+            if expired:
+                self._cond.notify_all()
+            for row in self._db.in_phase(EXECUTING):
                 deadline = row["start_ms"] + 1000 * (row["execution_duration"] + _REAP_GRACE_S)
                 if now > deadline:
                     self._cancel(row["job_id"])
                     self._fail(row["job_id"], _overrun_message(row["execution_duration"]),
                                "transient")
+            if self._store.poll_interval is not None:
+                self._recover()  # a replica that died with jobs running
         return len(expired)
 
     def close(self) -> None:
@@ -579,8 +573,10 @@ class JobManager:
         self._stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._reaper.join(timeout=5)
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
         with self._cond:
-            self._conn.close()
+            self._store.close()
 
     def __enter__(self):
         return self
@@ -628,31 +624,15 @@ class JobManager:
             return job if job.phase == EXECUTING else None
 
     def _complete(self, job_id: str, output: JobOutput) -> None:
-        """Write the result atomically, then mark the job COMPLETED if it still runs."""
-        directory = self._job_dir(job_id)
-        with self._cond:  # deleted or aborted meanwhile: make no folder it would not remove
-            row = None if self._closed else self._row(job_id)
-            if row is None or row["phase"] != EXECUTING:
-                return
+        """Store the result and mark the job COMPLETED in one step, if it still runs."""
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".result-")
-            with os.fdopen(fd, "wb") as stream:
-                stream.write(output.content)
+            self._move(job_id, COMPLETED, end_ms=_now_ms(), result_mime=output.mime,
+                       result_size=len(output.content), result=output.content)
         except OSError:
             logger.exception("UWS job %s: cannot write its result", job_id)
             self._fail(job_id, INTERNAL_MESSAGE, "fatal")
-            return
-        with self._cond:
-            row = None if self._closed else self._row(job_id)
-            if row is not None and row["phase"] == EXECUTING:
-                os.replace(tmp, directory / RESULT_NAME)
-                self._move(job_id, COMPLETED, end_ms=_now_ms(), result_mime=output.mime,
-                           result_size=len(output.content))
-                return
-        Path(tmp).unlink(missing_ok=True)
-        if row is None and not self._closed:
-            shutil.rmtree(directory, ignore_errors=True)  # deleted while it ran
+        except DALIFault as fault:  # deleted or shut down meanwhile: nothing to record
+            logger.debug("UWS job %s: result dropped (%s)", job_id, fault)
 
     def _after_worker(self, job_id: str, future: Future) -> None:
         """Forget the job; a bug in the worker itself is logged and fails the job."""
@@ -676,18 +656,32 @@ class JobManager:
 
     def _move(self, job_id: str, to: str, **fields) -> Job:
         """Apply one transition of :data:`TRANSITIONS` and wake the waiters."""
+        return self._transition(job_id, to, **fields)[0]
+
+    def _transition(self, job_id: str, to: str, *, claim: bool = False,
+                    result: bytes | None = None, **fields) -> tuple[Job, bool]:
+        """:meth:`_move`, and whether the phase changed.
+
+        The move is a compare-and-set on the phase read: if another replica changed it
+        meanwhile, the move is judged again against the phase it changed to.
+        ``claim`` records this manager as the job's runner; ``result`` is stored with
+        the move.
+        """
         with self._cond:
-            row = self._row(job_id)
-            if row is None:
-                raise NotFoundFault(f"no job {job_id!r}")
-            action = TRANSITIONS.get((row["phase"], to))
-            if action is None:
-                raise UsageFault(f"no transition from {row['phase']} to {to}",
-                                 f"job {job_id} is {row['phase']}", parameter="PHASE")
-            if action == _MOVE:
-                self._update(job_id, phase=to, **fields)
-                self._cond.notify_all()
-            return self._snapshot(job_id)
+            while True:  # ends: the moves of TRANSITIONS form no cycle
+                row = self._row(job_id)
+                if row is None:
+                    raise NotFoundFault(f"no job {job_id!r}")
+                action = TRANSITIONS.get((row["phase"], to))
+                if action is None:
+                    raise UsageFault(f"no transition from {row['phase']} to {to}",
+                                     f"job {job_id} is {row['phase']}", parameter="PHASE")
+                if action != _MOVE:
+                    return _job_from_row(row), False
+                if self._db.update(job_id, {"phase": to, **fields}, phase_was=row["phase"],
+                                   claim=claim, result=result):
+                    self._cond.notify_all()
+                    return self._snapshot(job_id), True
 
     def _check_parameters(self, params: dict[str, str]) -> None:
         """Refuse parameters beyond the limits before anything is stored."""
@@ -713,10 +707,10 @@ class JobManager:
 
     def _check_room(self) -> None:
         """Refuse a new job while ``job_max_count`` are stored (expired ones go first)."""
-        count = self._sql("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        count = self._db.count()
         if count >= self.limits.job_max_count:
             self.reap()
-            count = self._sql("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            count = self._db.count()
         if count >= self.limits.job_max_count:
             raise TransientFault(f"{count} jobs are stored; the limit (job_max_count) is "
                                  f"{self.limits.job_max_count}", "delete finished jobs, or "
@@ -736,10 +730,7 @@ class JobManager:
     def _destroy(self, job_id: str) -> None:
         """Delete the row and the files; a running executor sees ``cancelled()``."""
         self._cancel(job_id)
-        self._sql("DELETE FROM jobs WHERE job_id = ?", (job_id,))
-        directory = self._job_dir(job_id)
-        if directory.exists():
-            shutil.rmtree(directory)
+        self._db.delete(job_id)
         self._cond.notify_all()
 
     def _forget(self, *job_ids: str) -> None:
@@ -748,47 +739,60 @@ class JobManager:
 
     def _recover(self) -> None:
         """Fail the jobs that a stopped process left QUEUED or EXECUTING."""
-        rows = self._sql("SELECT job_id, pid FROM jobs WHERE phase IN (?, ?)",
-                         (QUEUED, EXECUTING)).fetchall()
         with self._live_lock:
             live = set(self._live)
-        for row in rows:
-            if _orphaned(row["pid"], row["job_id"], live):
-                logger.warning("UWS job %s was left running by process %s; now ERROR",
-                               row["job_id"], row["pid"])
-                self._fail(row["job_id"], STOPPED_MESSAGE, "transient")
+        with self._cond:
+            orphans = self._db.orphans((QUEUED, EXECUTING), live)
+        for job_id, runner in orphans:
+            logger.warning("UWS job %s was left running by %s; now ERROR", job_id, runner)
+            self._fail(job_id, STOPPED_MESSAGE, "transient")
 
     def _reap_loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
             try:
                 self.reap()
-            except (sqlite3.Error, OSError):
+            except (sqlite3.Error, OSError, TransientFault):
                 logger.exception("UWS reaper pass failed; trying again in %s s", interval)
+
+    def _watch_loop(self, interval: float) -> None:
+        """Beat this manager's heart and cancel its jobs that another replica ended."""
+        while not self._stop.wait(interval):
+            with self._cond:
+                if self._closed:
+                    return
+                running = set(self._active)  # each row already names this manager
+            if not running:
+                continue  # nothing to beat for, nothing another replica could stop
+            try:
+                still = self._store.heartbeat((QUEUED, EXECUTING))
+            except TransientFault as fault:
+                logger.warning("UWS heartbeat failed (%s); trying again in %s s", fault,
+                               interval)
+                continue
+            except Exception:  # a watcher that died would let its jobs look orphaned
+                logger.exception("UWS heartbeat failed; trying again in %s s", interval)
+                continue
+            ended = running - still
+            if ended:
+                with self._cond:
+                    for job_id in ended:
+                        self._cancel(job_id)
+                    self._cond.notify_all()
 
     # -- storage -----------------------------------------------------------------------
 
-    @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                               timeout=10)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(_SCHEMA)
-        columns = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
-        if "base_url" not in columns:  # a job database made before jobs kept their URL
-            conn.execute("ALTER TABLE jobs ADD COLUMN base_url TEXT")
-        return conn
+    @property
+    def _db(self) -> JobStore:
+        """The store, unless the manager is closed; callers hold the lock."""
+        if self._closed:
+            raise TransientFault("the job service is shutting down", "try again later")
+        return self._store
 
-    def _sql(self, sql: str, args=()) -> sqlite3.Cursor:
-        """Run one statement; callers hold the lock (one connection, many threads)."""
+    def _row(self, job_id: str) -> dict | None:
+        if not _JOB_ID.match(job_id):
+            return None
         with self._cond:
-            if self._closed:
-                raise TransientFault("the job service is shutting down", "try again later")
-            return self._conn.execute(sql, args)
-
-    def _row(self, job_id: str) -> sqlite3.Row | None:
-        with self._cond:
-            return self._sql("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            return self._db.get(job_id)
 
     def _snapshot(self, job_id: str) -> Job:
         """The stored job, even past its destruction time (:meth:`get` destroys those)."""
@@ -798,20 +802,13 @@ class JobManager:
         return _job_from_row(row)
 
     def _update(self, job_id: str, **fields) -> None:
-        names = set(fields) - {"phase"}
-        if not names <= _COLUMNS:
-            raise ValueError(f"not job columns: {sorted(names - _COLUMNS)}")
-        assignments = ", ".join(f"{name} = ?" for name in fields)
-        self._sql(f"UPDATE jobs SET {assignments} WHERE job_id = ?",
-                  (*fields.values(), job_id))
-
-    def _job_dir(self, job_id: str) -> Path:
-        if not _JOB_ID.match(job_id):
-            raise NotFoundFault(f"no job {job_id!r}")
-        return self.root / job_id
+        if not set(fields) <= UPDATABLE:
+            raise ValueError(f"not job columns: {sorted(set(fields) - UPDATABLE)}")
+        with self._cond:
+            self._db.update(job_id, fields)
 
 
-def _job_from_row(row: sqlite3.Row) -> Job:
+def _job_from_row(row: dict) -> Job:
     return Job(job_id=row["job_id"], phase=row["phase"],
                parameters=json.loads(row["parameters"]),
                creation_time=_from_ms(row["creation_ms"]), start_time=_from_ms(row["start_ms"]),
@@ -819,15 +816,6 @@ def _job_from_row(row: sqlite3.Row) -> Job:
                destruction=_from_ms(row["destruction_ms"]), error=row["error"],
                error_type=row["error_type"], result_mime=row["result_mime"],
                result_size=row["result_size"], base_url=row["base_url"])
-
-
-def _orphaned(pid: int | None, job_id: str, live: set[str]) -> bool:
-    """Whether no process runs this job any more."""
-    if pid is None:
-        return True
-    if pid == os.getpid():
-        return job_id not in live
-    return not process_alive(pid)
 
 
 def _error_type(fault: DALIFault) -> str:
