@@ -345,4 +345,4 @@ def test_serve_with_postgres_dsn_keeps_jobs_in_postgres_for_every_replica(postgr
         assert http.get(f"{a}/tap/async/{job_id}").status_code == 404
     assert not list(tmp_path.rglob("jobs.sqlite"))
     with psycopg.connect(postgres_dsn) as db:
-        assert db.execute("SELECT count(*) FROM vo_clip.uws_jobs").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM vo_clip_uws.uws_jobs").fetchone() == (0,)

@@ -41,7 +41,6 @@ _CONNECT_TIMEOUT_S = 5
 _STATEMENT_TIMEOUT_MS = 30_000
 
 _DDL = """
-CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {schema}.uws_jobs (
     job_id text PRIMARY KEY,
     phase text NOT NULL,
@@ -121,6 +120,12 @@ class PostgresJobStore:
                 # replicas starting together would race on CREATE ... IF NOT EXISTS
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
                              (f"vo_clip.uws_jobs:{self._schema}",))
+                # CREATE SCHEMA needs CREATE on the database even when the schema exists:
+                # a service role is given the schema by `vo-clip postgres load` instead
+                if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                                (self._schema,)).fetchone() is None:
+                    conn.execute(sql.SQL("CREATE SCHEMA {}").format(
+                        sql.Identifier(self._schema)))
                 conn.execute(sql.SQL(_DDL).format(schema=sql.Identifier(self._schema)))
         except BaseException:
             conn.close()
