@@ -100,12 +100,16 @@ _DEFINITIONS = {
         "SELECT current_setting('vo_clip.base_url') || '/preview/' || "
         "{schema}.vo_clip_urlquote($1)", volatility="STABLE"),
     # an spoly as the STC-S text SQLite serves (for an operator's ObsCore whose
-    # s_region is an spoly): degrees, shortest round-trip digits
+    # s_region is an spoly). pgsphere 1.2 has no vertex accessor, so the vertices are
+    # read from its text output (radians, 15 significant digits: pgsphere's default
+    # output) and rounded to 1e-9 degrees, which that precision supports.
     "vo_clip_stcs": _sql_function(
         "vo_clip_stcs", "spoly", "text",
-        "SELECT 'Polygon ICRS ' || string_agg(degrees(p[1])::text || ' ' || "
-        "degrees(p[2])::text, ' ' ORDER BY i) FROM (SELECT i, ARRAY[long(spoly_point($1, i))"
-        ", lat(spoly_point($1, i))] AS p FROM generate_series(1, npoints($1)) AS i) AS v"),
+        "SELECT 'Polygon ICRS ' || string_agg(round(degrees(m[1]::float8)::numeric, 9)"
+        "::float8::text || ' ' || round(degrees(m[2]::float8)::numeric, 9)::float8::text,"
+        " ' ' ORDER BY n) FROM regexp_matches($1::text, "
+        "'\\(\\s*([-+0-9.eE]+)\\s*,\\s*([-+0-9.eE]+)\\s*\\)', 'g') "
+        "WITH ORDINALITY AS t(m, n)"),
 }
 
 #: pgsphere functions and PostgreSQL built-ins the translated SQL calls.
@@ -128,8 +132,10 @@ def _functions() -> FunctionTable:
                                    deterministic=adql.name != "RAND",
                                    implementation=_DEFINITIONS.get(sql)))
     named = {e.sql for e in entries}
-    for internal in ("vo_clip_score", "vo_clip_angdist", "vo_clip_did", "vo_clip_datalink_url",
-                     "vo_clip_preview_url", "vo_clip_urlquote", "vo_clip_stcs", "count",
+    # vo_clip_urlquote before the functions calling it: PostgreSQL checks a body's
+    # calls when it creates the function (check_function_bodies)
+    for internal in ("vo_clip_score", "vo_clip_angdist", "vo_clip_urlquote", "vo_clip_did",
+                     "vo_clip_datalink_url", "vo_clip_preview_url", "vo_clip_stcs", "count",
                      "spoint", "scircle", "radians", "degrees", "coalesce", "lower"):
         if internal not in named:
             entries.append(SqlFunction(internal, kind="internal",
