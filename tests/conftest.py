@@ -252,3 +252,34 @@ def tiny_server(tiny_index, tiny_model_path, tmp_path_factory):
     config = Config(home=home, index=tiny_index, model=str(tiny_model_path))
     with live_server(create_app(config)) as url:
         yield url
+
+
+# -- PostgreSQL (tests marked ``postgres``; see tests/postgres_cluster.py) -------------
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The session's PostgreSQL server: a throwaway cluster, or VO_CLIP_TEST_POSTGRES_DSN.
+
+    Skips as a missing tool (a failure under CI) when PostgreSQL, pgsphere or psycopg
+    is not installed.
+    """
+    import postgres_cluster  # here, not at the top: test_ci_rules copies this file alone
+
+    try:
+        with postgres_cluster.postgres_server() as server:
+            yield server
+    except postgres_cluster.MissingTool as missing:
+        pytest.skip(missing_tool(str(missing)))
+
+
+@pytest.fixture
+def postgres_database(postgres_server):
+    """A fresh empty database with pg_sphere, dropped after the test (name, dsn, server)."""
+    with postgres_server.database() as database:
+        yield database
+
+
+@pytest.fixture
+def postgres_dsn(postgres_database) -> str:
+    """The connection string of this test's own fresh database."""
+    return postgres_database.dsn
