@@ -37,7 +37,7 @@ _VOTABLE_FORMATS = ("", "votable", "application/x-votable+xml", DATALINK_CONTENT
 
 def resolver() -> LinkResolver:
     service = tap_service()
-    return LinkResolver(service.observation, service.preview_file,
+    return LinkResolver(service.lookups.observation, service.lookups.preview_file,
                         authority=service.authority, base_url=base_url())
 
 
@@ -77,16 +77,12 @@ def similar():
 @bp.route("/describe", methods=["GET", "POST"])
 def describe():
     """PAPERCLIP description retrieval for ID: object classes and use cases, with scores."""
-    from vo_clip.search.describe import Describer
-
     params = request_params()
     obs_id = _observation_id(params)
     top = _top(params, 5)
-    service = tap_service()
     clock = StageClock(stage_recorder())
-    with clock.stage("encode"):  # the descriptions' embeddings: made once, then cached
-        describer = service.cached("describer", lambda: Describer(service.engine()))
-        describer.matrix
+    with clock.stage("encode"):  # the descriptions' embeddings: made once, then kept
+        describer = tap_service().lookups.describer()
     with clock.stage("score"):
         matches = describer.describe(obs_id, top=top)
     rows = [(rank, m.label, m.kind, m.text, m.similarity)
@@ -113,7 +109,7 @@ def _observation_id(params) -> str:
         raise UsageFault("the ID parameter is missing", "give an obs_publisher_did",
                          parameter="ID")
     obs_id = resolver().obs_id(did)
-    if tap_service().observation(obs_id) is None:
+    if tap_service().lookups.observation(obs_id) is None:
         raise NotFoundFault(f"no observation {obs_id!r} in this service")
     return obs_id
 

@@ -30,7 +30,8 @@ bp = Blueprint("observations", __name__)
 @bp.get("/preview/<obs_id>")
 def preview(obs_id: str):
     """An observation's preview image, the picture the similarity functions compare."""
-    return send_file(tap_service().preview_file(obs_id), max_age=86400, conditional=True)
+    return send_file(tap_service().lookups.preview_file(obs_id), max_age=86400,
+                     conditional=True)
 
 
 @bp.get("/products/<obs_id>.fits")
@@ -47,21 +48,13 @@ def product(obs_id: str):
 
 @lru_cache(maxsize=64)
 def _product_bytes(obs_id: str) -> bytes:
-    from vo_clip.archive.fits_product import preview_fits
-
-    service = tap_service()
-    row = service.observation(obs_id)
-    if row is None:
-        raise NotFoundFault(f"no observation {obs_id!r} in this service")
-    source = service.archive_source()
-    notes = [f"Archive: {source}"] if source else []
-    return preview_fits(service.preview_file(obs_id), row, notes=notes)
+    return tap_service().lookups.product_fits(obs_id)
 
 
 @bp.get("/proposals/<proposal_id>")
 def proposal(proposal_id: str):
     """The proposal page: title, PI, cycle, abstract, PAPERCLIP summary, observations."""
-    found = tap_service().proposal(proposal_id)
+    found = tap_service().lookups.proposal(proposal_id)
     if found is None:
         raise NotFoundFault(f"no proposal {proposal_id!r} in this service")
     first, observations = found
@@ -84,7 +77,7 @@ def search_image():
                              max_pixels=service.limits.image_max_pixels)
     recorder = stage_recorder()
     with StageClock(recorder).stage("encode"):
-        vector = service.encode_image(image)
+        vector = service.lookups.encode_image(image)
     result = service.execute({"LANG": "ADQL", "QUERY": query.adql(),
                               "RESPONSEFORMAT": params.get("RESPONSEFORMAT")},
                              base_url=base_url(), cancelled=client_gone(),

@@ -67,7 +67,7 @@ def capabilities():
 @bp.get("/examples")
 def examples():
     """DALI examples (TOPCAT's "service-provided" examples), naming a served observation."""
-    obs_id, ra, dec = tap_service().sample_observation()
+    obs_id, ra, dec = tap_service().lookups.sample_observation()
     title = current_app.extensions["vo_clip.config"].title
     return Response(examples_xhtml(example_queries(obs_id, ra, dec), title=title),
                     mimetype="text/html")

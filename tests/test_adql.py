@@ -219,23 +219,25 @@ def test_similarity_arguments_become_slots():
 
 
 def _schema_only_database(with_index: bool = False) -> sqlite3.Connection:
-    """An empty catalog with the service's views and functions, to prepare SQL against."""
-    from vo_clip.archive.columns import all_columns
-    from vo_clip.vo import geometry
-    from vo_clip.vo.schema import published_tables
-    from vo_clip.vo.tap import _register_functions, _State, _view_sql
-    from vo_clip.vo.tap_schema import build_tap_schema
+    """An empty catalog behind the SQLite backend (its views, functions and sandbox),
+    to prepare SQL against."""
+    import tempfile
+    from pathlib import Path
 
-    db = sqlite3.connect(":memory:")
-    columns = ", ".join(f'"{c.name}"' for c in all_columns())
-    db.execute(f"CREATE TABLE observations (row_index INTEGER PRIMARY KEY, {columns})")
-    if with_index:
-        db.execute("CREATE INDEX observations_s_dec ON observations(s_dec)")
-    db.execute("ATTACH ':memory:' AS tap_schema")
-    build_tap_schema(db, published_tables(), schema="tap_schema")
-    geometry.register(db)
-    _register_functions(db, _State("example.org"))
-    for table in published_tables():
-        if table.embedded:
-            db.execute(_view_sql(table))
-    return db
+    from vo_clip.archive.columns import all_columns
+    from vo_clip.search.backends.sqlite import SqliteBackend
+    from vo_clip.vo.schema import published_tables
+    from vo_clip.vo.tap_schema import tap_schema_rows
+
+    path = Path(tempfile.mkdtemp(prefix="vo_clip_adql_")) / "catalog.sqlite"
+    with sqlite3.connect(path) as db:
+        columns = ", ".join(f'"{c.name}"' for c in all_columns())
+        db.execute(f"CREATE TABLE observations (row_index INTEGER PRIMARY KEY, {columns})")
+        if with_index:
+            db.execute("CREATE INDEX observations_s_dec ON observations(s_dec)")
+    db.close()
+    tables = published_tables()
+    backend = SqliteBackend(path, authority="example.org", tables=tables,
+                            tap_schema_rows=tap_schema_rows(tables), string_max_bytes=10**6)
+    connection, _ = backend._connection()
+    return connection

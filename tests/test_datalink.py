@@ -195,8 +195,8 @@ def test_a_preview_missing_on_disk_is_a_404_and_an_error_row(tmp_path, tiny_mode
     (archive.root / "previews" / "obs002.png").unlink()
     service = TapService(EmbeddingIndex.open(tmp_path / "index"))
     with pytest.raises(NotFoundFault, match="no preview for observation 'obs002'"):
-        service.preview_file("obs002")
-    resolver = LinkResolver(service.observation, service.preview_file,
+        service.lookups.preview_file("obs002")
+    resolver = LinkResolver(service.lookups.observation, service.lookups.preview_file,
                             authority="example.org", base_url="http://localhost")
     rows = resolver.links(["ivo://example.org/vo_clip?obs002"])
     (preview,) = [r for r in rows if r.semantics == "#preview"]

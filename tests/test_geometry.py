@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from vo_clip.vo.geometry import (
+from vo_clip.search.geometry import (
     Box,
     Circle,
     GeometryError,
@@ -18,8 +18,8 @@ from vo_clip.vo.geometry import (
     clear_error,
     last_error,
     parse_region,
-    register,
 )
+from vo_clip.search.backends.sqlite import register_functions
 
 ARCMIN = 1.0 / 60.0
 
@@ -27,7 +27,7 @@ ARCMIN = 1.0 / 60.0
 @pytest.fixture
 def db():
     connection = sqlite3.connect(":memory:")
-    register(connection)
+    register_functions(connection, None)
     clear_error()
     yield connection
     connection.close()

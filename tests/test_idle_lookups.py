@@ -21,7 +21,7 @@ import requests
 from astropy.io.votable import parse
 from conftest import live_server
 
-from vo_clip.vo import tap as tap_module
+from vo_clip.search.backends import sqlite as sqlite_backend
 
 DID = "ivo://example.org/vo_clip?obs004"
 #: (path, parameters): every endpoint that reads the catalog outside a TAP query.
@@ -44,7 +44,7 @@ def one_thread_server(tiny_index, tiny_model_path, tmp_path_factory):
     config = Config(home=tmp_path_factory.mktemp("idle-home"), index=tiny_index,
                     model=str(tiny_model_path), sync_execution_limit=1, lookup_time_limit=5)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(tap_module, "_PROGRESS_STEPS", 1)
+        patch.setattr(sqlite_backend, "_PROGRESS_STEPS", 1)
         with live_server(create_app(config), threads=1) as url:
             yield url
 
@@ -97,8 +97,8 @@ def test_lookups_in_process_outlive_an_expired_query_limit(tiny_index):
                 base_url="http://127.0.0.1")
     time.sleep(1.5)
     for _ in range(2000):  # measured before the fix: the first failed after 15 to 1,111
-        assert tap.observation("obs004")["obs_id"] == "obs004"
-        assert tap.proposal("9001")[0]["proposal_id"] == "9001"
-        assert tap.preview_file("obs004").name == "obs004.png"
-        assert tap.sample_observation()[0] == "obs000"
+        assert tap.lookups.observation("obs004")["obs_id"] == "obs004"
+        assert tap.lookups.proposal("9001")[0]["proposal_id"] == "9001"
+        assert tap.lookups.preview_file("obs004").name == "obs004.png"
+        assert tap.lookups.sample_observation()[0] == "obs000"
         assert tap.available()[0]

@@ -4,7 +4,6 @@ overflow, formats, the candidate restriction of ranked queries, and the SQL sand
 import csv
 import io
 import math
-import sqlite3
 import time
 from urllib.parse import quote
 
@@ -17,6 +16,7 @@ from vo_clip.search.engine import Query, SearchEngine
 from vo_clip.search.index import EmbeddingIndex
 from vo_clip.vo import tap as tap_module
 from vo_clip.vo.faults import LimitFault, TransientFault, UsageFault
+from vo_clip.search.backends import CompiledQuery, StatementRefused
 from vo_clip.vo.tap import TapService
 from vo_clip.vo.vosi import TapLimits
 
@@ -264,15 +264,16 @@ def test_a_candidate_list_longer_than_the_string_limit_scores_every_row(engine, 
     "SELECT sqlite_version()",
 ])
 def test_the_sql_connection_refuses_anything_but_reading_published_tables(tap, sql):
-    with tap._catalog.session(seconds=30, limit="test") as (db, _):
-        with pytest.raises(sqlite3.DatabaseError, match="not authorized|prohibited|no such"):
-            db.execute(sql).fetchall()
+    with tap.catalog.session(seconds=30, limit="test") as session:
+        with pytest.raises(StatementRefused, match="not published|prohibited|cannot be run"):
+            session.run(CompiledQuery(sql), [], None, 10, 10**6)
 
 
 def test_the_sql_connection_runs_one_statement_only(tap):
-    with tap._catalog.session(seconds=30, limit="test") as (db, _), \
-            pytest.raises(sqlite3.ProgrammingError):
-        db.execute("SELECT 1 FROM vo_clip_obscore; SELECT 2 FROM vo_clip_obscore")
+    with tap.catalog.session(seconds=30, limit="test") as session, \
+            pytest.raises(StatementRefused, match="one statement"):
+        session.run(CompiledQuery("SELECT 1 FROM vo_clip_obscore; SELECT 2 FROM "
+                                  "vo_clip_obscore"), [], None, 10, 10**6)
 
 
 def test_tap_schema_is_queryable_and_matches_the_published_tables(tap):

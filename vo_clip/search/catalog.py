@@ -25,7 +25,7 @@ from astropy.table import Column, MaskedColumn, Table
 from ..archive.columns import all_columns
 from ..errors import QueryError, UnknownObservationError
 
-__all__ = ["Catalog", "SearchFilter", "TABLE"]
+__all__ = ["Catalog", "SearchFilter", "TABLE", "file_problem"]
 
 TABLE = "observations"
 
@@ -99,29 +99,8 @@ class Catalog:
         return self._db.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0]
 
     def file_problem(self) -> str | None:
-        """What is wrong with the database file itself (truncated, not SQLite), or None.
-
-        SQLite serves pages it has cached and may read a truncated file's missing end
-        as empty pages; the header says how long the file must be (when its size field
-        is current: SQLite file format §1.3.8), so a truncation shows without a query.
-        """
-        try:
-            with open(self.path, "rb") as db:
-                header = db.read(100)
-                size = os.fstat(db.fileno()).st_size
-        except OSError as exc:
-            return exc.strerror or str(exc)
-        if size == 0:
-            return "it is empty (0 bytes)"
-        if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
-            return "it is not an SQLite database"
-        page_size = int.from_bytes(header[16:18], "big")
-        page_size = 65536 if page_size == 1 else page_size
-        pages = int.from_bytes(header[28:32], "big")
-        size_is_current = header[24:28] == header[92:96]
-        if size_is_current and pages and size < pages * page_size:
-            return f"it is truncated ({size} bytes of {pages * page_size})"
-        return None
+        """What is wrong with the database file itself (truncated, not SQLite), or None."""
+        return file_problem(self.path)
 
     def last_row(self) -> int | None:
         """The largest row index (one B-tree descent); None for no rows or no table.
@@ -211,6 +190,32 @@ class Catalog:
         return Catalog(path)
 
 
+def file_problem(path: Path) -> str | None:
+    """What is wrong with the database file itself (truncated, not SQLite), or None.
+
+    SQLite serves pages it has cached and may read a truncated file's missing end
+    as empty pages; the header says how long the file must be (when its size field
+    is current: SQLite file format §1.3.8), so a truncation shows without a query.
+    """
+    try:
+        with open(path, "rb") as db:
+            header = db.read(100)
+            size = os.fstat(db.fileno()).st_size
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if size == 0:
+        return "it is empty (0 bytes)"
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+        return "it is not an SQLite database"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    size_is_current = header[24:28] == header[92:96]
+    if size_is_current and pages and size < pages * page_size:
+        return f"it is truncated ({size} bytes of {pages * page_size})"
+    return None
+
+
 def _typed_column(name: str, values: list, sql_type: str):
     """An astropy column of the SQL type, masked where SQL said NULL, with its metadata."""
     mask = [v is None for v in values]
@@ -246,15 +251,8 @@ def _like_prefix(text: str) -> str:
     return escaped + "%"
 
 
-def _angdist(ra1, dec1, ra2, dec2):
-    """Great-circle distance in degrees (haversine: stable at small separations)."""
-    if None in (ra1, dec1, ra2, dec2):
-        return None
-    ra1, dec1, ra2, dec2 = map(math.radians, (ra1, dec1, ra2, dec2))
-    s = (math.sin((dec2 - dec1) / 2) ** 2
-         + math.cos(dec1) * math.cos(dec2) * math.sin((ra2 - ra1) / 2) ** 2)
-    return math.degrees(2 * math.asin(min(1.0, math.sqrt(s))))
-
-
 def _register_functions(db: sqlite3.Connection) -> None:
-    db.create_function("vo_clip_angdist", 4, _angdist, deterministic=True)
+    """The cone filter's distance: the same function, from the same table, as in TAP."""
+    from .backends.sqlite import register_functions
+
+    register_functions(db, None, only={"vo_clip_angdist"})

@@ -1,16 +1,21 @@
-"""ADQL 2.0/2.1 queries parsed, checked and translated to the catalog's SQL (SQLite).
+"""ADQL 2.0/2.1 queries parsed, checked and translated to a catalog backend's SQL.
 
 The parser is sqlglot's, configured as an ADQL dialect (``TOP``, ``||``, single-quoted
 strings, double-quoted delimited identifiers) with function calls left uninterpreted,
-so that every function passes through one table of the ADQL functions this service
-implements (:data:`FUNCTIONS`). Names are resolved against the published tables of
+so that every function passes through the function table of the catalog backend
+(:class:`~vo_clip.search.backends.FunctionTable`): its arity, and the SQL name it
+becomes. Names are resolved against the published tables of
 :mod:`vo_clip.vo.schema` by sqlglot's qualifier, which also expands ``*`` and ``USING``.
-The checked tree is then rewritten node by node into SQLite and every node type is
-checked against an allow-list: a statement other than one SELECT, a table that is not
-published, or a function of the SQL engine cannot come out of the translator.
+The checked tree is then rewritten node by node and every node type is checked
+against an allow-list: a statement other than one SELECT, a table that is not
+published, or a function the backend does not offer cannot come out of the
+translator. The backend's dialect finally compiles the tree into its SQL
+(:meth:`~vo_clip.search.backends.SqlDialect.compile`): SQLite keeps geometry as
+``vo_clip_*`` calls, PostgreSQL makes them pgsphere operators.
 
 The similarity functions become ``vo_clip_score(slot, alias.row_index)``: the engine
-computes one score vector per call, once per query, and the SQL looks scores up by row.
+computes one score vector per call, once per query, and the backend looks scores up
+by row.
 A query ranked by similarity with a row limit is marked (:class:`Ranking`) so that the
 executor can give SQL only the best-scoring candidate rows (see :mod:`vo_clip.vo.tap`).
 """
@@ -21,13 +26,15 @@ import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-import sqlglot
 from sqlglot import exp, parser, tokens
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import OptimizeError, ParseError, TokenError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.tokens import TokenType
 
+from ..search.backends import CompiledQuery, SqlDialect
+from ..search.backends.functions import GEOMETRY_FUNCTIONS, AdqlFunction, adql_functions
+from ..search.backends.sqlite import SqliteDialect
 from .faults import LimitFault, UsageFault
 from .schema import TapColumn, TapTable, published_tables
 from .vosi import TapLimits, Udf
@@ -48,45 +55,11 @@ class ADQL(Dialect):
 
 # -- the functions ----------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class AdqlFunction:
-    """An ADQL function: its arity and the SQLite function that computes it."""
+#: The ADQL functions implemented, by name (each backend's table says what they become).
+FUNCTIONS: dict[str, AdqlFunction] = {f.name: f for f in adql_functions()}
 
-    sql: str
-    min_args: int
-    max_args: int
-    kind: str = "math"  # math, string, aggregate, geometry, similarity
-
-
-def _f(sql, lo, hi=None, kind="math"):
-    return AdqlFunction(sql, lo, lo if hi is None else hi, kind)
-
-
-FUNCTIONS: dict[str, AdqlFunction] = {
-    "ABS": _f("abs", 1), "CEILING": _f("ceil", 1), "DEGREES": _f("degrees", 1),
-    "EXP": _f("exp", 1), "FLOOR": _f("floor", 1), "LOG": _f("ln", 1), "LOG10": _f("log10", 1),
-    "MOD": _f("mod", 2), "PI": _f("pi", 0), "POWER": _f("pow", 2), "RADIANS": _f("radians", 1),
-    "SQRT": _f("sqrt", 1), "RAND": _f("vo_clip_rand", 0, 1), "ROUND": _f("round", 1, 2),
-    "TRUNCATE": _f("vo_clip_truncate", 1, 2), "SIN": _f("sin", 1), "COS": _f("cos", 1),
-    "TAN": _f("tan", 1), "COT": _f("vo_clip_cot", 1), "ASIN": _f("asin", 1),
-    "ACOS": _f("acos", 1), "ATAN": _f("atan", 1), "ATAN2": _f("atan2", 2),
-    "UPPER": _f("upper", 1, kind="string"), "LOWER": _f("lower", 1, kind="string"),
-    "COUNT": _f("count", 1, kind="aggregate"), "MIN": _f("min", 1, kind="aggregate"),
-    "MAX": _f("max", 1, kind="aggregate"), "SUM": _f("sum", 1, kind="aggregate"),
-    "AVG": _f("avg", 1, kind="aggregate"),
-    "POINT": _f("vo_clip_point", 2, 3, "geometry"),
-    "CIRCLE": _f("vo_clip_circle", 2, 4, "geometry"),
-    "BOX": _f("vo_clip_box", 4, 5, "geometry"),
-    "POLYGON": _f("vo_clip_polygon", 3, 999, "geometry"),
-    "CONTAINS": _f("vo_clip_contains", 2, kind="geometry"),
-    "INTERSECTS": _f("vo_clip_intersects", 2, kind="geometry"),
-    "DISTANCE": _f("vo_clip_distance", 2, 4, "geometry"),
-    "VO_CLIP_SIMILARITY": _f("vo_clip_score", 1, 2, "similarity"),
-    "VO_CLIP_SIMILARITY_TO": _f("vo_clip_score", 1, 2, "similarity"),
-}
-
-#: Geometry functions implemented, as TAPRegExt ``features-adqlgeo`` names them.
-GEOMETRY_FUNCTIONS = ("POINT", "CIRCLE", "BOX", "POLYGON", "CONTAINS", "INTERSECTS", "DISTANCE")
+#: The embedded default's dialect, for callers that name none.
+SQLITE = SqliteDialect()
 
 _NOT_SUPPORTED = {"AREA", "CENTROID", "COORD1", "COORD2", "COORDSYS", "REGION"}
 
@@ -133,6 +106,7 @@ class Ranking:
 
     slot: int
     descending: bool
+    alias: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,28 +119,37 @@ class OutputColumn:
 
 @dataclass(frozen=True)
 class Translation:
-    """A checked query, as SQL the executor runs.
+    """A checked query, as the SQL of one backend (``compiled``).
 
-    ``sql`` has no row limit; ``restricted_sql`` (set with ``ranking``) adds a
-    ``row_index IN (...)`` condition whose candidate list is the one bound parameter.
+    ``compiled.sql`` has no row limit; ``compiled.restricted_sql`` (set with
+    ``ranking``) reads only the candidate rows the executor hands it.
     """
 
     adql: str
-    sql: str
+    compiled: CompiledQuery
     columns: list[OutputColumn]
     top: int | None
     similarities: list[Similarity] = field(default_factory=list)
     ranking: Ranking | None = None
-    restricted_sql: str | None = None
+
+    @property
+    def sql(self) -> str:
+        return self.compiled.sql
+
+    @property
+    def restricted_sql(self) -> str | None:
+        return self.compiled.restricted_sql
 
 
 # -- entry point ------------------------------------------------------------------------
 
-def translate(adql: str, limits: TapLimits = TapLimits()) -> Translation:
+def translate(adql: str, limits: TapLimits = TapLimits(),
+              dialect: SqlDialect = SQLITE) -> Translation:
     """Parse ``adql``, check it against the published tables and translate it.
 
     ``limits`` bounds what translating and running the query may cost: its length,
-    size and depth, and its similarity calls.
+    size and depth, and its similarity calls. ``dialect`` is the backend's SQL the
+    query becomes (the embedded SQLite catalog's by default).
 
     Raises
     ------
@@ -184,7 +167,7 @@ def translate(adql: str, limits: TapLimits = TapLimits()) -> Translation:
                          f"(query_max_length) is {limits.query_max_length}",
                          limit="query_max_length", parameter="QUERY")
     try:
-        return _translate_cached(adql, limits)  # frozen: safe to share between queries
+        return _translate_cached(adql, limits, dialect)  # frozen: safe to share
     except RecursionError:
         raise LimitFault("the QUERY is nested too deeply to be parsed (the limit "
                          f"query_max_depth is {limits.query_max_depth})",
@@ -193,25 +176,25 @@ def translate(adql: str, limits: TapLimits = TapLimits()) -> Translation:
 
 
 @lru_cache(maxsize=512)
-def _translate_cached(adql: str, limits: TapLimits) -> Translation:
+def _translate_cached(adql: str, limits: TapLimits, dialect: SqlDialect) -> Translation:
     tree = _parse(adql, limits)
     _check_size(tree, limits, expanded=False)
     _check_tables(tree)
     tree = _qualify(tree)
     _check_size(tree, limits, expanded=True)
     _check_flattened_size(tree, limits)
-    translator = _Translator()
+    translator = _Translator(dialect)
     columns = translator.output_columns(tree)
     tree = translator.rewrite(tree)
     _check_similarities(translator.similarities, limits)
-    _check_nodes(tree)
+    _check_nodes(tree, dialect)
     top = _top(tree)
     ranking = translator.ranking(tree)
-    sql = tree.sql(dialect="sqlite")
-    restricted = _restricted_sql(tree, translator) if ranking else None
-    return Translation(adql=adql, sql=sql, columns=columns, top=top,
-                       similarities=translator.similarities, ranking=ranking,
-                       restricted_sql=restricted)
+    compiled = dialect.compile(tree, ranking_slot=ranking.slot if ranking else None,
+                               ranking_alias=ranking.alias if ranking else None,
+                               slots=len(translator.similarities))
+    return Translation(adql=adql, compiled=compiled, columns=columns, top=top,
+                       similarities=translator.similarities, ranking=ranking)
 
 
 # -- parsing ----------------------------------------------------------------------------
@@ -443,7 +426,8 @@ _SIMILARITY_ROW_COLUMNS = {"obs_publisher_did", "obs_id"}
 class _Translator:
     """Rewrites one qualified query; remembers the similarity calls it met."""
 
-    def __init__(self):
+    def __init__(self, dialect: SqlDialect):
+        self.dialect = dialect
         self.similarities: list[Similarity] = []
 
     # The result columns ------------------------------------------------------------
@@ -470,12 +454,11 @@ class _Translator:
                                       expression=exp.Lower(this=node.expression)))
             elif isinstance(node, exp.Table):
                 self._table(node)
-        _cone_fast_path(tree)
         return tree
 
     def _table(self, table: exp.Table) -> None:
         published = _normalized(table)
-        schema, _, name = published.sql_name.rpartition(".")
+        schema, name = self.dialect.relation(published)
         alias = table.alias_or_name
         table.set("this", exp.to_identifier(name, quoted=True))
         table.set("db", exp.to_identifier(schema, quoted=True) if schema else None)
@@ -484,7 +467,8 @@ class _Translator:
     def _function(self, node: exp.Anonymous) -> exp.Expression:
         name = node.name.upper()
         function = FUNCTIONS.get(name)
-        if function is None:
+        offered = self.dialect.functions.adql(name)
+        if function is None or offered is None:
             what = "ADQL geometry function" if name in _NOT_SUPPORTED else "function"
             raise UsageFault(f"{what} {node.name} is not supported by this service",
                              "see /tap/capabilities for the functions it implements",
@@ -499,7 +483,7 @@ class _Translator:
             return _geometry(name, args)
         if function.kind == "math" or name in _NUMERIC_AGGREGATES:
             _check_numeric(node, args)
-        return exp.Anonymous(this=function.sql, expressions=args)
+        return exp.Anonymous(this=offered.sql, expressions=args)
 
     def _similarity(self, node, name, args) -> exp.Expression:
         kind = "text" if name == "VO_CLIP_SIMILARITY" else "observation"
@@ -548,7 +532,8 @@ class _Translator:
         source = tree.args["from_"].this
         if not isinstance(source, exp.Table) or row.table != source.alias_or_name:
             return None
-        return Ranking(slot=int(slot.this), descending=bool(first.args.get("desc")))
+        return Ranking(slot=int(slot.this), descending=bool(first.args.get("desc")),
+                       alias=row.table)
 
 
 _NUMERIC_AGGREGATES = {"SUM", "AVG"}
@@ -659,7 +644,7 @@ def _geometry(name: str, args: list[exp.Expression]) -> exp.Expression:
         args = [part for arg in args for part in _point_parts(arg)]
         if len(args) == 4:
             return exp.Anonymous(this="vo_clip_angdist", expressions=args)
-    return exp.Anonymous(this=FUNCTIONS[name].sql, expressions=args)
+    return exp.Anonymous(this=FUNCTIONS[name].neutral, expressions=args)
 
 
 def _without_system(name: str, args: list[exp.Expression]) -> list[exp.Expression]:
@@ -677,51 +662,6 @@ def _point_parts(arg: exp.Expression) -> list[exp.Expression]:
     if isinstance(arg, exp.Anonymous) and arg.name == "vo_clip_point":
         return list(arg.expressions)
     return [arg]
-
-
-def _cone_fast_path(tree: exp.Select) -> None:
-    """``1 = CONTAINS(POINT(ra, dec), CIRCLE(a, b, r))`` as an indexable band plus distance.
-
-    TOPCAT's cone constraint, on constant circles only: the declination band lets
-    SQLite use the ``s_dec`` index, and the exact distance then runs on the band only.
-    """
-    where = tree.args.get("where")
-    if where is None:
-        return
-    for conjunct in list(where.this.flatten() if isinstance(where.this, exp.And)
-                         else [where.this]):
-        contains = _contains_equals_one(conjunct)
-        if contains is None:
-            continue
-        point, circle = contains.expressions
-        if not (_named(point, "vo_clip_point") and _named(circle, "vo_clip_circle")
-                and all(_constant(a) for a in circle.expressions)):
-            continue
-        ra, dec = point.expressions
-        cra, cdec, radius = circle.expressions
-        band = exp.Between(this=dec.copy(), low=exp.Sub(this=cdec.copy(), expression=radius.copy()),
-                           high=exp.Add(this=cdec.copy(), expression=radius.copy()))
-        distance = exp.LTE(this=exp.Anonymous(this="vo_clip_angdist", expressions=[
-            ra.copy(), dec.copy(), cra.copy(), cdec.copy()]), expression=radius.copy())
-        conjunct.replace(exp.Paren(this=exp.and_(band, distance)))
-
-
-def _contains_equals_one(node: exp.Expression) -> exp.Anonymous | None:
-    if not isinstance(node, exp.EQ):
-        return None
-    for one, call in ((node.this, node.expression), (node.expression, node.this)):
-        if (isinstance(one, exp.Literal) and not one.is_string and one.this == "1"
-                and _named(call, "vo_clip_contains")):
-            return call
-    return None
-
-
-def _named(node: exp.Expression, name: str) -> bool:
-    return isinstance(node, exp.Anonymous) and node.name == name
-
-
-def _constant(node: exp.Expression) -> bool:
-    return all(isinstance(n, (exp.Literal, exp.Neg, exp.Paren)) for n in node.walk())
 
 
 # -- result metadata --------------------------------------------------------------------
@@ -805,17 +745,13 @@ _ALLOWED_NODES = (
     exp.Limit,
 )
 
-_EMITTED_FUNCTIONS = ({f.sql for f in FUNCTIONS.values()}
-                      | {"vo_clip_angdist", "count"})
-
-
-def _check_nodes(tree: exp.Select) -> None:
+def _check_nodes(tree: exp.Select, dialect: SqlDialect) -> None:
     for node in tree.walk():
         if not isinstance(node, _ALLOWED_NODES):
             text = node.sql(dialect=ADQL)[:60]
             raise UsageFault(f"{_describe(node)} is not supported ({text!r})",
                              parameter="QUERY")
-        if isinstance(node, exp.Anonymous) and node.name not in _EMITTED_FUNCTIONS:
+        if isinstance(node, exp.Anonymous) and not dialect.functions.allows(node.name):
             raise UsageFault(f"function {node.name} is not supported", parameter="QUERY")
 
 
@@ -835,11 +771,3 @@ def _top(tree: exp.Select) -> int | None:
         raise UsageFault("TOP takes a non-negative integer", parameter="QUERY")
     limit.pop()
     return int(value.this)
-
-
-def _restricted_sql(tree: exp.Select, translator: _Translator) -> str:
-    restricted = tree.copy()
-    alias = restricted.args["from_"].this.alias_or_name
-    condition = sqlglot.parse_one("x IN (SELECT value FROM json_each(?))", read="sqlite")
-    condition.this.replace(exp.column("row_index", table=alias, quoted=True))
-    return restricted.where(condition, append=True, copy=False).sql(dialect="sqlite")

@@ -35,13 +35,16 @@ __all__ = [
     "CatalogSession",
     "CompiledQuery",
     "FunctionTable",
+    "ResultTooLarge",
     "SqlDialect",
     "SqlFunction",
     "StatementError",
     "StatementFailed",
     "StatementRefused",
     "StatementStopped",
+    "TooManyCandidates",
     "ValueTooLong",
+    "row_bytes",
 ]
 
 
@@ -177,6 +180,14 @@ class ValueTooLong(StatementError):
     """The query builds a string longer than the backend allows (``query_max_string_bytes``)."""
 
 
+class ResultTooLarge(StatementError):
+    """The rows fetched passed the size limit (``result_max_bytes``)."""
+
+
+class TooManyCandidates(Exception):
+    """More candidate rows than one statement can take (not an error: score every row)."""
+
+
 class StatementFailed(StatementError):
     """The service's fault: a function failed, the database broke or went away.
 
@@ -193,17 +204,19 @@ class CatalogSession(ABC):
 
     @abstractmethod
     def run(self, query: CompiledQuery, scores: Sequence[np.ndarray],
-            candidates: np.ndarray | None, wanted: int,
-            row_bytes: Callable[[list[tuple]], None]) -> list[tuple]:
-        """At most ``wanted`` result rows of ``query``.
+            candidates: np.ndarray | None, wanted: int, max_bytes: int) -> list[tuple]:
+        """At most ``wanted`` result rows of ``query``, as tuples of Python values.
 
         ``scores`` holds one score per catalog row for each similarity slot;
-        ``candidates`` (ascending row indices) selects ``restricted_sql``, which reads
-        only those rows. ``row_bytes`` is called with each chunk of rows fetched, and
-        may raise to stop a result that grows too large.
+        ``candidates`` (row indices) selects ``restricted_sql``, which reads only those
+        rows. Fetching stops with :class:`ResultTooLarge` once the rows' size
+        (:func:`row_bytes`) passes ``max_bytes``.
 
         Raises
         ------
+        TooManyCandidates
+            If the backend cannot take so many candidates in one statement: the
+            caller scores every row instead.
         StatementError
             If the statement is stopped, refused or fails.
         """
@@ -211,6 +224,12 @@ class CatalogSession(ABC):
     @abstractmethod
     def lookup(self, name: str, **arguments) -> list[dict]:
         """The rows of one of the backend's named lookups (see :data:`LOOKUPS`)."""
+
+
+def row_bytes(rows: Iterable[tuple]) -> int:
+    """About the bytes of ``rows`` in TABLEDATA: their values' text and 9 bytes of tags each."""
+    return sum(9 + (len(v) if isinstance(v, (str, bytes)) else 0 if v is None else 20)
+               for row in rows for v in row)
 
 
 #: The lookups every backend answers, with their arguments. Each reads the published

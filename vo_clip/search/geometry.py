@@ -1,14 +1,15 @@
-"""ADQL geometry, evaluated inside SQLite as Python user functions.
+"""ADQL geometry on the sphere, and its SQLite functions (Python user functions).
 
 ADQL 2.0 §2.4 (and the geometry chapter of ADQL 2.1) gives TAP queries the region
 constructors ``POINT``, ``CIRCLE``, ``BOX`` and ``POLYGON`` and the functions
 ``CONTAINS``, ``INTERSECTS`` and ``DISTANCE``. SQLite knows none of them, so the ADQL
-translator rewrites them into calls of the ``vo_clip_*`` functions that :func:`register`
-installs on a connection. A geometry value travels through SQL as an STC-S string
-(``Position ICRS ra dec``, ``Circle ICRS ra dec r``, ``Box ICRS ra dec width height``,
-``Polygon ICRS ra1 dec1 ...``): it is the form the ``s_region`` column of ObsCore
-already holds footprints in, so a footprint column and a region literal are the same
-kind of value and need no conversion.
+translator emits calls of the ``vo_clip_*`` functions of :func:`sql_function`, which
+the SQLite backend registers on its connections (PostgreSQL has pgsphere instead). A
+geometry value travels through SQLite as an STC-S string (``Position ICRS ra dec``,
+``Circle ICRS ra dec r``, ``Box ICRS ra dec width height``, ``Polygon ICRS ra1 dec1
+...``): it is the form the ``s_region`` column of ObsCore already holds footprints in,
+so a footprint column and a region literal are the same kind of value and need no
+conversion.
 
 The geometry is exact spherical geometry on unit vectors; angles are in degrees and
 ICRS is the only frame (an STC-S ``FK5`` or ``J2000`` frame is read as ICRS: they
@@ -30,11 +31,9 @@ from __future__ import annotations
 
 import functools
 import math
-import sqlite3
 import threading
 from dataclasses import dataclass, field
 
-from ..search.catalog import _angdist
 
 __all__ = [
     "Box",
@@ -43,10 +42,11 @@ __all__ = [
     "Point",
     "Polygon",
     "Region",
+    "angdist",
     "clear_error",
     "last_error",
     "parse_region",
-    "register",
+    "sql_function",
 ]
 
 #: Angular tolerance (radians, about 2 micro-arcseconds) on boundary comparisons.
@@ -817,7 +817,18 @@ def _sql_distance(a, b):
     if a is None or b is None:
         return None
     p, q = _point_arg(a, "DISTANCE argument 1"), _point_arg(b, "DISTANCE argument 2")
-    return _angdist(p.ra, p.dec, q.ra, q.dec)
+    return angdist(p.ra, p.dec, q.ra, q.dec)
+
+
+def angdist(ra1, dec1, ra2, dec2):
+    """Great-circle distance in degrees (haversine: stable at small separations)."""
+    if None in (ra1, dec1, ra2, dec2):
+        return None
+    ra1, dec1, ra2, dec2 = map(math.radians, (ra1, dec1, ra2, dec2))
+    s = (math.sin((dec2 - dec1) / 2) ** 2
+         + math.cos(dec1) * math.cos(dec2) * math.sin((ra2 - ra1) / 2) ** 2)
+    return math.degrees(2 * math.asin(min(1.0, math.sqrt(s))))
+
 
 
 def _sql_angdist(ra1, dec1, ra2, dec2):
@@ -828,7 +839,7 @@ def _sql_angdist(ra1, dec1, ra2, dec2):
     dec1, dec2 = _number(dec1, "dec1"), _number(dec2, "dec2")
     _check_dec(dec1, "dec1")
     _check_dec(dec2, "dec2")
-    return _angdist(ra1, dec1, ra2, dec2)
+    return angdist(ra1, dec1, ra2, dec2)
 
 
 def _remembering(fn):
@@ -845,42 +856,32 @@ def _remembering(fn):
     return wrapper
 
 
-_FUNCTIONS = (
-    ("vo_clip_point", 2, _sql_point),
-    ("vo_clip_circle", 3, _sql_circle),
-    ("vo_clip_circle", 2, _sql_circle),
-    ("vo_clip_box", 4, _sql_box),
-    ("vo_clip_box", 3, _sql_box),
-    ("vo_clip_polygon", -1, _sql_polygon),
-    ("vo_clip_contains", 2, _sql_contains),
-    ("vo_clip_intersects", 2, _sql_intersects),
-    ("vo_clip_distance", 2, _sql_distance),
-    ("vo_clip_angdist", 4, _sql_angdist),
-)
+#: The SQL functions geometry offers SQLite, by the name the translator emits
+#: (:mod:`vo_clip.search.backends.sqlite` registers them from its function table).
+SQL_FUNCTIONS = {
+    "vo_clip_point": _sql_point,
+    "vo_clip_circle": _sql_circle,
+    "vo_clip_box": _sql_box,
+    "vo_clip_polygon": _sql_polygon,
+    "vo_clip_contains": _sql_contains,
+    "vo_clip_intersects": _sql_intersects,
+    "vo_clip_distance": _sql_distance,
+    "vo_clip_angdist": _sql_angdist,
+}
 
 
-def register(db: sqlite3.Connection) -> None:
-    """Install the ``vo_clip_*`` geometry functions on an SQLite connection.
+def sql_function(name: str):
+    """The SQLite implementation of geometry function ``name``; a GeometryError it
+    raises is kept for :func:`last_error` (SQLite reports only that it failed).
 
-    Parameters
-    ----------
-    db : sqlite3.Connection
-        Functions are registered as deterministic, so SQLite evaluates a constant
-        region literal once per statement rather than once per row.
-
-    Notes
-    -----
     ``vo_clip_point(ra, dec)``, ``vo_clip_circle(ra, dec, r)`` (or ``(point, r)``),
     ``vo_clip_box(ra, dec, width, height)`` (or ``(point, width, height)``) and
     ``vo_clip_polygon(ra1, dec1, ...)`` (or of points) return STC-S strings;
     ``vo_clip_contains(a, b)`` (a inside b) and ``vo_clip_intersects(a, b)`` return 1 or
     0; ``vo_clip_distance(p1, p2)`` and ``vo_clip_angdist(ra1, dec1, ra2, dec2)`` return
-    degrees. A NULL argument gives NULL; a bad argument raises :class:`GeometryError`,
-    which SQLite reports as ``sqlite3.OperationalError`` while :func:`last_error` keeps
-    its message.
+    degrees. A NULL argument gives NULL.
     """
-    for name, narg, fn in _FUNCTIONS:
-        db.create_function(name, narg, _remembering(fn), deterministic=True)
+    return _remembering(SQL_FUNCTIONS[name])
 
 
 def last_error() -> str | None:
