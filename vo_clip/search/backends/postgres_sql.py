@@ -215,9 +215,10 @@ def score_parameters(query: CompiledQuery, scores, candidates: np.ndarray | None
 
 def _render(tree: exp.Expression) -> str:
     sql = tree.sql(dialect="postgres").replace("%", "%%")
-    sql = _ARRAY_LOOKUP.sub(lambda m: f"(%(vo_clip_param_scores_{m.group(1)})s"
-                                      f"::float8[])[{m.group(2)} + 1]", sql)
-    return _SENTINEL.sub(lambda m: f"%({m.group(1)})s", sql)
+    # the sentinels first: the array lookups' placeholders hold a sentinel's name too
+    sql = _SENTINEL.sub(lambda m: f"%({m.group(1)})s", sql)
+    return _ARRAY_LOOKUP.sub(lambda m: f"(%(vo_clip_param_scores_{m.group(1)})s"
+                                       f"::float8[])[{m.group(2)} + 1]", sql)
 
 
 def _scores_as_arrays(tree: exp.Expression, skip_slot: int | None) -> exp.Expression:
