@@ -504,3 +504,55 @@ def test_attach_lookups_give_their_values_and_the_index_extras(attached):
 def test_attach_refuses_a_missing_table_or_key(database, region_index, loaded):
     with pytest.raises(PostgresSetupError, match="no table or view ivoa.nothing"):
         _load(database.dsn, region_index, schema="vo_bad", obscore="ivoa.nothing")
+
+
+# -- the command line -------------------------------------------------------------------
+
+def _cli(*args, index, home):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VO_CLIP_HOME": str(home), "VO_CLIP_INDEX": str(index)}
+    env.pop("VO_CLIP_CONFIG", None)
+    env.pop("VO_CLIP_POSTGRES_DSN", None)
+    return subprocess.run([sys.executable, "-m", "vo_clip", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_cli_load_then_check_as_the_service_role(postgres_database, region_index, tmp_path,
+                                                 web_dsn):
+    dsn = postgres_database.dsn
+    loaded = _cli("postgres", "load", "--dsn", dsn, "--schema", "vo_cli", "--grant", WEB_ROLE,
+                  index=region_index, home=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+    assert f"loaded {N} observations into schema vo_cli (native; {N} served)" in loaded.stdout
+    assert "pgsphere refused the s_region polygon of 1 rows" in loaded.stderr
+    web = psycopg.conninfo.make_conninfo(dsn, user=WEB_ROLE)
+    checked = _cli("postgres", "check", "--dsn", web, "--schema", "vo_cli",
+                   index=region_index, home=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert f"ivoa.ObsCore {N} rows, hst.observations {N} rows" in checked.stdout
+    assert checked.stdout.rstrip().endswith("ok") and "superuser" not in checked.stderr
+
+
+def test_cli_errors_are_one_line(postgres_database, region_index, tmp_path):
+    from conftest import assert_one_line_error
+
+    gone = _cli("postgres", "load", "--dsn", "host=127.0.0.1 port=1 dbname=x connect_timeout=3",
+                index=region_index, home=tmp_path)
+    assert_one_line_error(gone, "cannot connect to PostgreSQL")
+    unloaded = _cli("postgres", "check", "--dsn", postgres_database.dsn, "--schema", "nothing",
+                    index=region_index, home=tmp_path)
+    assert_one_line_error(unloaded, "nothing")
+    dsn = postgres_database.dsn
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP EXTENSION pg_sphere")
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'vo_clip_test_plain'"
+                            ).fetchone():
+            conn.execute("CREATE ROLE vo_clip_test_plain LOGIN")
+        conn.execute(f"GRANT CREATE ON DATABASE {postgres_database.name} TO vo_clip_test_plain")
+    plain = psycopg.conninfo.make_conninfo(dsn, user="vo_clip_test_plain")
+    missing = _cli("postgres", "load", "--dsn", plain, index=region_index, home=tmp_path)
+    assert_one_line_error(missing, "pgsphere")
+    assert "apt-get install postgresql-15-pgsphere" in missing.stderr
