@@ -446,8 +446,11 @@ def info(config: Config, as_json):
 @click.option("--base-url", default=None,
               help="Public URL of the service when behind a proxy (default: the URL each "
                    "request was sent to); also $VO_CLIP_BASE_URL.")
+@click.option("--postgres", "postgres_dsn", default=None, metavar="DSN",
+              help="Serve the catalog loaded by 'vo-clip postgres load' from this PostgreSQL "
+                   "database (the postgres_dsn setting; also $VO_CLIP_POSTGRES_DSN).")
 @click.pass_obj
-def serve(config: Config, host, port, threads, base_url):
+def serve(config: Config, host, port, threads, base_url, postgres_dsn):
     """Serve the search page, TAP (sync, async, VOSI), DataLink and /oai (waitress).
 
     Point TOPCAT's TAP window or pyvo.dal.TAPService at http://HOST:PORT/tap.
@@ -457,7 +460,7 @@ def serve(config: Config, host, port, threads, base_url):
 
     from .workspace import ensure_index
 
-    config = _with(config, base_url=base_url, threads=threads)
+    config = _with(config, base_url=base_url, threads=threads, postgres_dsn=postgres_dsn)
     ensure_index(config, notify=_notify)  # the first run builds the demo index here
     app = create_app(config)
     _notify("loading the model")
@@ -622,6 +625,137 @@ def summarize(config: Config, archive, backend_kind, llm_url, llm_model, model_p
         return
     for line in report.lines():
         click.echo(line)
+
+
+# -- PostgreSQL ------------------------------------------------------------------------
+
+@cli.group()
+def postgres():
+    """Serve the catalog from PostgreSQL 15 + pgsphere (archive scale, shared replicas).
+
+    \b
+      vo-clip postgres load --dsn DSN                  # the index's catalog, by COPY
+      vo-clip postgres attach --dsn DSN --obscore ivoa.obscore   # beside a DaCHS ObsCore
+      vo-clip postgres check --dsn DSN                 # can the service read it?
+      vo-clip serve --postgres DSN
+    """
+
+
+_DSN = click.option("--dsn", default=None, metavar="DSN",
+                    help="libpq connection string (default: the postgres_dsn setting).")
+_SCHEMA = click.option("--schema", default=None,
+                       help="Schema of vo_clip's objects (default: the postgres_schema "
+                            "setting, vo_clip).")
+_GRANT = click.option("--grant", "grant", multiple=True, metavar="ROLE",
+                      help="Login role the service connects as: granted SCHEMA_service "
+                           "(repeatable).")
+
+
+@postgres.command(name="load")
+@_DSN
+@_SCHEMA
+@_GRANT
+@click.pass_obj
+def postgres_load(config: Config, dsn, schema, grant):
+    """Load (or reload, atomically) the index's catalog into PostgreSQL."""
+    _postgres_load(config, dsn, schema, grant, obscore=None, key="obs_id")
+
+
+@postgres.command(name="attach")
+@_DSN
+@_SCHEMA
+@_GRANT
+@click.option("--obscore", required=True, metavar="SCHEMA.TABLE",
+              help="The existing ObsCore table or view to serve (e.g. DaCHS's ivoa.obscore).")
+@click.option("--key", default="obs_id", show_default=True,
+              help="Column joining it to the index's catalog (same name in both).")
+@click.pass_obj
+def postgres_attach(config: Config, dsn, schema, grant, obscore, key):
+    """Serve an existing ObsCore (never copied or changed) with the index's embeddings."""
+    _postgres_load(config, dsn, schema, grant, obscore=obscore, key=key)
+
+
+@postgres.command(name="check")
+@_DSN
+@_SCHEMA
+@click.pass_obj
+def postgres_check(config: Config, dsn, schema):
+    """Check that the service's role can read the loaded catalog; print its counts."""
+    from .search.backends import CompiledQuery, StatementError, StatementRefused
+    from .search.backends.postgres import PostgresBackend
+    from .search.backends.postgres_load import connect
+    from .search.index import EmbeddingIndex
+    from .vo.schema import published_tables
+
+    dsn, schema = _postgres_target(config, dsn, schema)
+    with connect(dsn) as conn:
+        superuser, user = conn.execute("SELECT rolsuper, current_user FROM pg_roles WHERE "
+                                       "rolname = current_user").fetchone()
+    try:
+        expected = len(EmbeddingIndex.open(config.index_dir))
+    except VoClipError:
+        expected = None
+    backend = PostgresBackend(dsn, schema=schema, authority=config.authority,
+                              tables=published_tables(), expected_rows=expected)
+    try:
+        problem = backend.problem()
+        if problem:
+            raise VoClipError(problem, hint="load it with 'vo-clip postgres load', and grant "
+                                            "the service's role with --grant")
+        for key, value in backend.describe().items():
+            click.echo(f"  {key:<16} {value}")
+        with backend.session(seconds=30, limit="lookup_time_limit") as session:
+            counts = [session.run(CompiledQuery(f"SELECT count(*) FROM {name}"), [], None, 1,
+                                  10**6)[0][0] for name in ("vo_clip_obscore", "vo_clip_hst")]
+            try:
+                session.run(CompiledQuery("SELECT 1 FROM observations LIMIT 1"), [], None, 1,
+                            10**6)
+                raise VoClipError(f"queries can read {schema}.observations: the reader role "
+                                  "has privileges it should not")
+            except StatementRefused:
+                pass
+    except StatementError as exc:
+        raise VoClipError(exc.message) from None
+    finally:
+        backend.close()
+    click.echo(f"  {'served':<16} ivoa.ObsCore {counts[0]} rows, hst.observations "
+               f"{counts[1]} rows, as role {backend.reader} (read-only)")
+    if superuser:
+        click.echo(f"vo-clip: warning: {user} is a superuser: serve as a login role granted "
+                   f"only {schema}_service", err=True)
+    click.echo("ok")
+
+
+def _postgres_target(config: Config, dsn, schema) -> tuple[str, str]:
+    dsn = dsn or config.postgres_dsn
+    if not dsn:
+        raise VoClipError("no PostgreSQL database named",
+                          hint="give --dsn, or set postgres_dsn ($VO_CLIP_POSTGRES_DSN)")
+    return dsn, schema or config.postgres_schema
+
+
+def _postgres_load(config: Config, dsn, schema, grant, *, obscore, key) -> None:
+    from .search.backends.postgres_load import load_catalog
+    from .search.index import EmbeddingIndex
+    from .vo.schema import published_tables
+    from .vo.tap_schema import tap_schema_rows
+
+    dsn, schema = _postgres_target(config, dsn, schema)
+    index = EmbeddingIndex.open(config.index_dir)
+    tables = published_tables()
+    result = load_catalog(dsn, index.catalog.path, tables=tables,
+                          tap_schema_rows=tap_schema_rows(tables), schema=schema,
+                          obscore=obscore, key=key, grant=grant,
+                          identity={"index": str(index.root), "index_rows": len(index),
+                                    "model_fingerprint": index.manifest.model_fingerprint},
+                          progress=sys.stderr.isatty())
+    for warning in result.warnings:
+        click.echo(f"vo-clip: warning: {warning}", err=True)
+    where = f"attached to {obscore} on {key}" if obscore else "native"
+    click.echo(f"loaded {result.rows} observations into schema {schema} ({where}; "
+               f"{result.served_rows} served) in {result.seconds:.1f} s\n"
+               f"  queries run as {result.reader_role}; grant {result.service_role} to the "
+               f"service's login role\n  serve: vo-clip serve --postgres DSN")
 
 
 # -- helpers ---------------------------------------------------------------------------
