@@ -44,11 +44,11 @@ CORPUS = [
                               "ORDER BY target_name DESC, obs_id"),
     ("is null", "SELECT COUNT(*) AS n, COUNT(target_name) AS named FROM ivoa.ObsCore "
                 "WHERE target_name IS NULL OR s_dec > 60"),
-    ("coalesce", "SELECT TOP 3 obs_id, COALESCE(target_name, 'unknown') AS t FROM ivoa.ObsCore "
-                 "WHERE target_name IS NULL ORDER BY obs_id"),
+    ("null values", "SELECT TOP 3 obs_id, target_name FROM ivoa.ObsCore "
+                    "WHERE target_name IS NULL ORDER BY obs_id"),
     ("group by", "SELECT instrument_name, COUNT(*) AS n, MIN(t_min) AS first, MAX(s_dec) AS d "
                  "FROM ivoa.ObsCore GROUP BY instrument_name ORDER BY instrument_name"),
-    ("having", "SELECT proposal_id, COUNT(*) AS n FROM ivoa.ObsCore GROUP BY proposal_id "
+    ("having", "SELECT proposal_id, COUNT(*) AS n FROM hst.observations GROUP BY proposal_id "
                "HAVING COUNT(*) > 0 AND proposal_id < '5010' ORDER BY proposal_id"),
     ("avg and sum", "SELECT AVG(s_ra) AS a, SUM(calib_level) AS s, COUNT(*) AS n "
                     "FROM ivoa.ObsCore"),

@@ -184,11 +184,13 @@ def test_lang_accepts_versions_in_any_case(tap):
 
 def test_the_time_limit_stops_a_query(tap):
     heavy = ("SELECT COUNT(*) FROM ivoa.ObsCore a, ivoa.ObsCore b, ivoa.ObsCore c, "
-             "ivoa.ObsCore d WHERE SIN(a.s_ra + b.s_ra + c.s_ra + d.s_ra) > 2")
+             "ivoa.ObsCore d, ivoa.ObsCore e "
+             "WHERE SIN(a.s_ra + b.s_ra + c.s_ra + d.s_ra + e.s_ra) > 2")
     started = time.monotonic()
     with pytest.raises(TransientFault, match="time limit"):
         tap.execute({"LANG": "ADQL", "QUERY": heavy}, base_url=BASE, deadline=time.time() + 0.2)
-    assert time.monotonic() - started < 60  # stopped: the query alone would run for hours
+    # stopped: alone, the query runs for hours on SQLite and many seconds on PostgreSQL
+    assert time.monotonic() - started < 30
     assert len(run(tap, "SELECT TOP 2 obs_id FROM ivoa.ObsCore").rows) == 2  # still serving
 
 
@@ -214,7 +216,9 @@ def test_a_sync_query_past_the_sync_limit_is_stopped_naming_it(engine):
                                       "COT(x.obs_id)", "RAND(x.obs_id)"])
 def test_a_string_reaching_a_numeric_function_at_run_time_is_the_query_error(tap, function):
     # the derived table's column has no declared type: the translator cannot tell
-    with pytest.raises(UsageFault, match="takes numbers, not 'obs0") as caught:
+    # SQLite's functions see the value; PostgreSQL's planner only its type
+    with pytest.raises(UsageFault, match="takes numbers, not ('obs0|a character string)") \
+            as caught:
         run(tap, f"SELECT {function} FROM (SELECT obs_id FROM ivoa.ObsCore) AS x")
     assert caught.value.status == 400
 
@@ -273,7 +277,7 @@ def test_the_sql_connection_refuses_anything_but_reading_published_tables(tap, s
 
 def test_the_sql_connection_runs_one_statement_only(tap):
     with tap.catalog.session(seconds=30, limit="test") as session, \
-            pytest.raises(StatementRefused, match="one statement"):
+            pytest.raises(StatementRefused, match="one statement|multiple commands"):
         session.run(CompiledQuery("SELECT 1 FROM vo_clip_obscore; SELECT 2 FROM "
                                   "vo_clip_obscore"), [], None, 10, 10**6)
 

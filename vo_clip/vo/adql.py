@@ -482,7 +482,7 @@ class _Translator:
         if function.kind == "geometry":
             return _geometry(name, args)
         if function.kind == "math" or name in _NUMERIC_AGGREGATES:
-            _check_numeric(node, args)
+            _check_numeric(node, args, self.dialect)
         return exp.Anonymous(this=offered.sql, expressions=args)
 
     def _similarity(self, node, name, args) -> exp.Expression:
@@ -504,7 +504,8 @@ class _Translator:
 
     def _bound_table(self, node, row_argument) -> str:
         select = node.find_ancestor(exp.Select)
-        embedded = [alias for alias, table in _sources(select).items() if table.embedded]
+        embedded = [alias for alias, table in _sources(select, self.dialect).items()
+                    if table.embedded]
         if row_argument is None:
             if not embedded:
                 raise UsageFault(f"{node.name} needs ivoa.ObsCore or hst.observations in "
@@ -540,16 +541,17 @@ _NUMERIC_AGGREGATES = {"SUM", "AVG"}
 _TEXT_FUNCTIONS = {"upper", "lower"}
 
 
-def _check_numeric(node: exp.Anonymous, args: list[exp.Expression]) -> None:
+def _check_numeric(node: exp.Anonymous, args: list[exp.Expression],
+                   dialect: SqlDialect) -> None:
     """ADQL's numeric functions take numbers: a string argument is the query's error."""
     for arg in args:
-        if _is_text(arg, node.find_ancestor(exp.Select)):
+        if _is_text(arg, node.find_ancestor(exp.Select), dialect):
             text = arg.name if isinstance(arg, exp.Column) else arg.sql(dialect=ADQL)
             raise UsageFault(f"{node.name} takes numeric arguments; {text[:60]} is a "
                              "character string", parameter="QUERY")
 
 
-def _is_text(node: exp.Expression, select: exp.Select | None) -> bool:
+def _is_text(node: exp.Expression, select: exp.Select | None, dialect: SqlDialect) -> bool:
     while isinstance(node, exp.Paren):
         node = node.this
     if isinstance(node, exp.Literal):
@@ -559,7 +561,7 @@ def _is_text(node: exp.Expression, select: exp.Select | None) -> bool:
     if isinstance(node, exp.Anonymous):
         return node.name.lower() in _TEXT_FUNCTIONS
     if isinstance(node, exp.Column) and select is not None:
-        table = _sources(select).get(node.table)
+        table = _sources(select, dialect).get(node.table)
         column = table.column(node.name) if table else None
         return column is not None and column.datatype in ("char", "unicodeChar")
     return False
@@ -588,7 +590,7 @@ def _arity(function: AdqlFunction) -> str:
     return f"{function.min_args} to {function.max_args}"
 
 
-def _sources(select: exp.Select) -> dict[str, TapTable]:
+def _sources(select: exp.Select, dialect: SqlDialect | None = None) -> dict[str, TapTable]:
     """The published tables in a SELECT's FROM and JOINs, by alias."""
     tables = {}
     from_ = select.args.get("from_")
@@ -596,7 +598,7 @@ def _sources(select: exp.Select) -> dict[str, TapTable]:
     nodes += [join.this for join in select.args.get("joins") or []]
     for node in nodes:
         if isinstance(node, exp.Table):
-            published = _normalized(node) or _by_sql_name(node)
+            published = _normalized(node) or (_by_relation(node, dialect) if dialect else None)
             if published is not None:
                 tables[node.alias_or_name] = published
     return tables
@@ -607,9 +609,11 @@ def _normalized(table: exp.Table) -> TapTable | None:
     return _TABLES.get(".".join(p.name for p in table.parts).lower())
 
 
-def _by_sql_name(table: exp.Table) -> TapTable | None:
-    name = ".".join(p.name for p in table.parts)
-    return next((t for t in _TABLES.values() if t.sql_name == name), None)
+def _by_relation(table: exp.Table, dialect: SqlDialect) -> TapTable | None:
+    """The published table a rewritten node reads (the dialect's relation name)."""
+    parts = tuple(p.name for p in table.parts)
+    return next((t for t in _TABLES.values()
+                 if tuple(p for p in dialect.relation(t) if p) == parts), None)
 
 
 def _dereference(key: exp.Expression, tree: exp.Select) -> exp.Expression:

@@ -27,7 +27,7 @@ from typing import Protocol
 from ..errors import VoClipError
 from ..processes import process_alive
 
-__all__ = ["COLUMNS", "JobStore", "SqliteJobStore", "UPDATABLE", "jobs_schema", "open_job_store"]
+__all__ = ["COLUMNS", "JobStore", "SqliteJobStore", "UPDATABLE", "open_job_store"]
 
 #: The columns of a job row, as both stores return them.
 COLUMNS = ("job_id", "phase", "parameters", "creation_ms", "start_ms", "end_ms",
@@ -98,11 +98,6 @@ class JobStore(Protocol):
         """Release the connection."""
 
 
-def jobs_schema(postgres_schema: str) -> str:
-    """The PostgreSQL schema of the async jobs of the catalog in ``postgres_schema``."""
-    return f"{postgres_schema}_uws"
-
-
 def open_job_store(root: Path, postgres_dsn: str | None = None,
                    postgres_schema: str = "vo_clip") -> JobStore:
     """PostgreSQL when a DSN is given (replicas share the jobs), else SQLite in ``root``.
@@ -114,6 +109,7 @@ def open_job_store(root: Path, postgres_dsn: str | None = None,
     """
     if postgres_dsn:
         try:
+            from ..search.backends.postgres_load import jobs_schema
             from .uws_postgres import PostgresJobStore
         except ImportError as error:
             raise VoClipError(f"postgres_dsn is set, but {error}",

@@ -56,6 +56,10 @@ _INTERNAL_NAMES = {f.sql.lower(): f.adql for f in FUNCTIONS if f.adql
                    and f.sql.lower().startswith("vo_clip_")}
 
 
+#: PostgreSQL's message for a function given arguments of types it has no version for.
+_NUMBERS_ONLY = re.compile(r"function (\w+)\((.*)\) does not exist")
+
+
 def _never() -> bool:
     return False
 
@@ -394,6 +398,9 @@ def _statement_error(exc, stop: _Stop, fired: str | None) -> StatementError:
     if state == "54000":
         return ValueTooLong(f"the query builds a value too large for the database: "
                             f"{message}")
+    refused = _NUMBERS_ONLY.match(message) if state == "42883" else None
+    if refused and "text" in refused.group(2):  # a string reached a numeric function
+        return StatementRefused(f"{refused.group(1)} takes numbers, not a character string")
     if state.startswith("22") or state.startswith("42") or state == "2201E":
         return StatementRefused(f"the query cannot be run: {message}")
     if state == "XX000" and _PGSPHERE_ERROR.match(message):

@@ -101,6 +101,19 @@ def service_role(schema: str) -> str:
     return f"{schema}_service"
 
 
+def jobs_schema(schema: str) -> str:
+    """The schema of the async jobs served with the catalog in ``schema``: its own, so
+    that a reload, which replaces ``schema``, never touches them."""
+    return f"{schema}_uws"
+
+
+def _jobs_schema(conn, schema: str, service: str) -> None:
+    """The jobs' schema, made once; the service role creates its tables there."""
+    jobs = quote_ident(jobs_schema(schema))
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {jobs}")
+    conn.execute(f"GRANT USAGE, CREATE ON SCHEMA {jobs} TO {quote_ident(service)}")
+
+
 def connect(dsn: str, **kwargs):
     """A psycopg connection, or a one-line error saying why there is none.
 
@@ -240,6 +253,7 @@ def load_catalog(dsn: str, catalog_path: str | Path, *, tables: Sequence,
             _swap(conn, staging, schema, [PostgresDialect(schema=schema).relation(t)[1]
                                           for t in tables if t.embedded])
             lap("swap")
+            _jobs_schema(conn, schema, service)
         except psycopg.errors.InsufficientPrivilege as exc:
             raise PostgresSetupError(f"permission denied: {_first_line(exc)}",
                                      hint="load as the database owner or a role with "

@@ -54,12 +54,12 @@ _DEFINITIONS = {
     "vo_clip_round": [
         _sql_function("vo_clip_round", "float8", "float8", "SELECT round($1::numeric)::float8"),
         _sql_function("vo_clip_round", "float8, float8", "float8",
-                      "SELECT round($1::numeric, greatest(-400, least(400, $2::int)))::float8"),
+                      "SELECT round($1::numeric, greatest(-400, least(400, $2))::int)::float8"),
     ],
     "vo_clip_truncate": [
         _sql_function("vo_clip_truncate", "float8", "float8", "SELECT trunc($1::numeric)::float8"),
         _sql_function("vo_clip_truncate", "float8, float8", "float8",
-                      "SELECT trunc($1::numeric, greatest(-400, least(400, $2::int)))::float8"),
+                      "SELECT trunc($1::numeric, greatest(-400, least(400, $2))::int)::float8"),
     ],
     "vo_clip_rand": [
         _sql_function("vo_clip_rand", "", "float8", "SELECT random()", volatility="VOLATILE",
