@@ -7,6 +7,8 @@ with what the SQLite backend serves from the same catalog file, value for value.
 
 from __future__ import annotations
 
+import json
+
 import threading
 import time
 from urllib.parse import quote
@@ -508,7 +510,7 @@ def test_attach_refuses_a_missing_table_or_key(database, region_index, loaded):
 
 # -- the command line -------------------------------------------------------------------
 
-def _cli(*args, index, home):
+def _cli(*args, index, home, **settings):
     import os
     import subprocess
     import sys
@@ -516,6 +518,7 @@ def _cli(*args, index, home):
     env = {**os.environ, "VO_CLIP_HOME": str(home), "VO_CLIP_INDEX": str(index)}
     env.pop("VO_CLIP_CONFIG", None)
     env.pop("VO_CLIP_POSTGRES_DSN", None)
+    env.update({f"VO_CLIP_{name.upper()}": value for name, value in settings.items()})
     return subprocess.run([sys.executable, "-m", "vo_clip", *args], capture_output=True,
                           text=True, env=env, timeout=300)
 
@@ -534,6 +537,14 @@ def test_cli_load_then_check_as_the_service_role(postgres_database, region_index
     assert checked.returncode == 0, checked.stderr
     assert f"ivoa.ObsCore {N} rows, hst.observations {N} rows" in checked.stdout
     assert checked.stdout.rstrip().endswith("ok") and "superuser" not in checked.stderr
+    info = _cli("info", "--json", index=region_index, home=tmp_path, postgres_dsn=web,
+                postgres_schema="vo_cli")
+    assert info.returncode == 0, info.stderr
+    catalog = json.loads(info.stdout)["catalog"]
+    assert catalog["backend"] == "postgresql" and catalog["schema"] == "vo_cli"
+    assert int(catalog["rows"]) == N and "ivoa" not in catalog.get("status", "")
+    assert json.loads(_cli("info", "--json", index=region_index, home=tmp_path).stdout)[
+        "catalog"]["backend"] == "sqlite (embedded)"
 
 
 def test_cli_errors_are_one_line(postgres_database, region_index, tmp_path):

@@ -424,11 +424,11 @@ def info(config: Config, as_json):
     """Show the archive, index and model in use, with their paths."""
     report = {"vo_clip": __version__, "home": str(config.home),
               "archive": _describe_archive(config), "index": _describe_index(config),
-              "model": _describe_model(config)}
+              "catalog": _describe_catalog(config), "model": _describe_model(config)}
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
         return
-    for section in ("archive", "index", "model"):
+    for section in ("archive", "index", "catalog", "model"):
         click.echo(f"{section}:")
         for key, value in report[section].items():
             if isinstance(value, dict):
@@ -830,6 +830,21 @@ def _describe_index(config: Config) -> dict:
         return EmbeddingIndex.open(config.index_dir).describe()
     except VoClipError as exc:
         return {"path": str(config.index_dir), "status": exc.message}
+
+
+def _describe_catalog(config: Config) -> dict:
+    """The backend TAP queries run on: the index's SQLite file, or PostgreSQL."""
+    if not config.postgres_dsn:
+        return {"backend": "sqlite (embedded)", "path": str(config.index_dir / "catalog.sqlite")}
+    from .search.backends.postgres import PostgresBackend
+    from .vo.schema import published_tables
+
+    backend = PostgresBackend(config.postgres_dsn, schema=config.postgres_schema,
+                              authority=config.authority, tables=published_tables())
+    try:
+        return {"backend": "postgresql", **backend.describe()}
+    finally:
+        backend.close()
 
 
 def _describe_model(config: Config) -> dict:
