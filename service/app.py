@@ -31,7 +31,7 @@ from vo_clip.vo.votable import error_votable
 
 from . import datalink, metrics, oai, observations, tap, uws, web
 
-__all__ = ["create_app"]
+__all__ = ["close_app", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,23 @@ def _lazy_tap_service(config: Config):
                     raise TransientFault(f"the index cannot be opened: {exc}") from None
             return opened[0]
 
+    def close():
+        with lock:
+            if opened:
+                opened[0].catalog.close()
+
+    service.close = close
     return service
+
+
+def close_app(app: Flask) -> None:
+    """Release what the app holds open: its job manager, its catalog's connections.
+
+    Called when ``vo-clip serve`` stops; a PostgreSQL catalog and job store otherwise
+    leave their connections to the server's timeout.
+    """
+    app.extensions["vo_clip.uws"].close()
+    app.extensions["vo_clip.tap"].close()
 
 
 def _job_manager(app: Flask, config: Config) -> JobManager:

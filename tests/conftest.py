@@ -158,6 +158,7 @@ def live_server(app, threads: int | None = None):
     The server's options come from the app's configuration (see ``service.server``);
     ``threads`` replaces its ``threads`` setting.
     """
+    from service.app import close_app
     from service.server import create_server
 
     config = app.extensions["vo_clip.config"]
@@ -183,7 +184,7 @@ def live_server(app, threads: int | None = None):
         server.task_dispatcher.shutdown()  # let running requests finish first
         server.close()
         thread.join(timeout=10)
-        app.extensions["vo_clip.uws"].close()
+        close_app(app)
 
 
 def taplint(tap_url: str, stages: str = "-LOC") -> tuple[list[str], str]:

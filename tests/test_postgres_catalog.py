@@ -8,7 +8,6 @@ with what the SQLite backend serves from the same catalog file, value for value.
 from __future__ import annotations
 
 import json
-
 import threading
 import time
 from urllib.parse import quote

@@ -455,7 +455,7 @@ def serve(config: Config, host, port, threads, base_url, postgres_dsn):
 
     Point TOPCAT's TAP window or pyvo.dal.TAPService at http://HOST:PORT/tap.
     """
-    from service.app import create_app
+    from service.app import close_app, create_app
     from service.server import create_server
 
     from .workspace import ensure_index
@@ -479,6 +479,8 @@ def serve(config: Config, host, port, threads, base_url, postgres_dsn):
         server.run()
     except KeyboardInterrupt:
         click.echo("stopped")
+    finally:
+        close_app(app)
 
 
 @cli.command()
