@@ -56,6 +56,10 @@ _INTERNAL_NAMES = {f.sql.lower(): f.adql for f in FUNCTIONS if f.adql
                    and f.sql.lower().startswith("vo_clip_")}
 
 
+#: At most this many rows wanted: the statement gets a LIMIT and a client-side cursor
+#: (a server-side cursor costs three more round trips, which dominate a TOP 10).
+_CLIENT_ROWS = 10_000
+
 #: PostgreSQL's message for a function given arguments of types it has no version for.
 _NUMBERS_ONLY = re.compile(r"function (\w+)\((.*)\) does not exist")
 
@@ -205,6 +209,9 @@ class PostgresSession(CatalogSession):
             raise StatementFailed("the query has no restricted form for candidate rows")
         params = score_parameters(query, scores, candidates)
         self._role("reader")
+        if wanted <= _CLIENT_ROWS:  # the server stops at the rows wanted: one round trip
+            return self._fetch(f"{sql} LIMIT {int(wanted)}", params, wanted, max_bytes,
+                               bounded=True)
         return self._fetch(sql, params, wanted, max_bytes)
 
     def lookup(self, name: str, **arguments) -> list[dict]:
@@ -239,7 +246,7 @@ class PostgresSession(CatalogSession):
     # -- internals ---------------------------------------------------------------------------
     def _lookup_rows(self, sql: str, params: tuple) -> list[dict]:
         self._role("service")
-        return self._fetch(sql, params, 10_000, None, names=True)
+        return self._fetch(sql, params, 10_000, None, names=True, bounded=True)
 
     def _role(self, wanted: str) -> None:
         """Queries run as the reader; lookups as the login role (``S_service``)."""
@@ -251,10 +258,13 @@ class PostgresSession(CatalogSession):
         self.connection.role = wanted
 
     def _fetch(self, sql: str, params, wanted: int, max_bytes: int | None,
-               names: bool = False):
+               names: bool = False, bounded: bool = False):
+        """Rows of ``sql``: through a server-side cursor, fetched in chunks, unless the
+        statement is ``bounded`` (its own LIMIT), whose rows come in its one reply."""
         conn = self.connection.conn
         self.connection.cursors += 1
-        cursor = conn.cursor(name=f"vo_clip_{self.connection.cursors}")
+        cursor = conn.cursor() if bounded else conn.cursor(
+            name=f"vo_clip_{self.connection.cursors}")
 
         def work():
             rows: list = []
