@@ -229,6 +229,9 @@ def _parse(adql: str, limits: TapLimits) -> exp.Select:
         text = " ".join(adql.split())[:60]
         raise UsageFault(f"ADQL syntax error: expected a SELECT statement, not {text!r}",
                          parameter="QUERY")
+    if not statement.expressions:
+        raise UsageFault("ADQL syntax error: the SELECT names no columns",
+                         "e.g. SELECT TOP 10 * FROM ivoa.ObsCore", parameter="QUERY")
     for node in list(statement.walk()):
         if isinstance(node, (exp.With, exp.Union, exp.Intersect, exp.Except)):
             raise UsageFault(f"{_describe(node)} is not supported", parameter="QUERY")

@@ -217,6 +217,8 @@ class PostgresSession(CatalogSession):
     def lookup(self, name: str, **arguments) -> list[dict]:
         if name not in LOOKUPS:
             raise KeyError(f"no lookup {name!r}; the lookups are {', '.join(LOOKUPS)}")
+        if any(isinstance(v, str) and "\x00" in v for v in arguments.values()):
+            return []  # PostgreSQL text holds no NUL: no such observation or proposal
         schema = quote_ident(self.backend.schema)
         if name in ("observation", "proposal"):
             column, value = (("obs_id", arguments["obs_id"]) if name == "observation"
@@ -398,6 +400,11 @@ def _statement_error(exc, stop: _Stop, fired: str | None) -> StatementError:
             or state.startswith(("08", "57P")):
         return StatementFailed(f"the connection to the catalog database was lost: {message}",
                                transient=True)
+    if "cannot contain NUL" in message:  # psycopg's, before anything is sent
+        return StatementRefused("the query holds a NUL character (0x00), which no value "
+                                "of this catalog contains")
+    if state == "21000":  # SQLite would take the first row; ADQL does not say
+        return StatementRefused(f"the query cannot be run: {message}")
     if state == "42501":
         return StatementRefused("the query reads something that is not published")
     if state == "25006":
