@@ -43,9 +43,11 @@ def _sql_function(name: str, signature: str, returns: str, body: str, *,
 
 _URL_QUOTE = _sql_function(  # Python's urllib.parse.quote(text, safe=""), byte for byte
     "vo_clip_urlquote", "text", "text",
-    "SELECT coalesce(string_agg(CASE WHEN ch ~ '^[A-Za-z0-9_.~-]$' THEN ch ELSE "
-    "regexp_replace(upper(encode(convert_to(ch, 'UTF8'), 'hex')), '(..)', '%\\1', 'g') END,"
-    " '' ORDER BY n), '') FROM regexp_split_to_table($1, '') WITH ORDINALITY AS t(ch, n)")
+    # most identifiers need no quoting: answer those without splitting them
+    "SELECT CASE WHEN $1 ~ '^[A-Za-z0-9_.~-]*$' THEN $1 ELSE (SELECT coalesce(string_agg("
+    "CASE WHEN ch ~ '^[A-Za-z0-9_.~-]$' THEN ch ELSE regexp_replace(upper(encode("
+    "convert_to(ch, 'UTF8'), 'hex')), '(..)', '%\\1', 'g') END, '' ORDER BY n), '') "
+    "FROM regexp_split_to_table($1, '') WITH ORDINALITY AS t(ch, n)) END")
 
 _DEFINITIONS = {
     "vo_clip_mod": _sql_function("vo_clip_mod", "float8, float8", "float8",
@@ -93,7 +95,8 @@ _DEFINITIONS = {
     "vo_clip_datalink_url": _sql_function(
         "vo_clip_datalink_url", "text", "text",
         "SELECT current_setting('vo_clip.base_url') || '/datalink/links?ID=' || "
-        "{schema}.vo_clip_urlquote(current_setting('vo_clip.did_prefix') || $1)",
+        "{schema}.vo_clip_urlquote(current_setting('vo_clip.did_prefix')) || "
+        "{schema}.vo_clip_urlquote($1)",
         volatility="STABLE"),
     "vo_clip_preview_url": _sql_function(
         "vo_clip_preview_url", "text", "text",
