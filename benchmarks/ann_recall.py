@@ -164,7 +164,7 @@ def main(argv=None) -> None:
         vectors.refine_factor = args.refine or vectors.refine_factor
         size = (root / "vectors.faiss").stat().st_size / 2 ** 20
         print(f"{args.kind}: nlist {built['nlist']}, PQ {built['pq_m']}x{built['pq_nbits']} "
-              f"bits, {vectors.refine_factor * K} candidates re-ranked, trained on {built['trained_rows']} rows; built in {t4 - t3:.0f} s, "
+              f"bits, {vectors.refine_factor * K} candidates re-ranked, trained on {built['training_sample']} of its rows; built in {t4 - t3:.0f} s, "
               f"{size:.0f} MiB", flush=True)
         line = None
         for nprobe in args.nprobe or [vectors.nprobe]:

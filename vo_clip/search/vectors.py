@@ -223,7 +223,7 @@ def build_faiss(embeddings: np.ndarray, root: Path, settings: dict, *,
         rows = np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
         index.train(np.ascontiguousarray(embeddings[rows], dtype=np.float32))
         start = 0
-        settings = {**settings, "trained_rows": int(n)}
+        settings = {**settings, "trained_rows": int(n), "training_sample": int(sample)}
     for first in range(start, n, chunk):
         block = np.ascontiguousarray(embeddings[first:first + chunk], dtype=np.float32)
         index.add_with_ids(block, np.arange(first, first + len(block), dtype=np.int64))
