@@ -202,7 +202,7 @@ def main(argv=None) -> None:
               f"ViT-B-16): {verdict}")
 
 
-class _Previews:
+class _PreviewPaths:
     """The one thing embed_rows asks of an archive: where row i's preview is."""
 
     def __init__(self, paths):
@@ -232,7 +232,7 @@ def bench_ray(args) -> None:
         rates = []
         for _ in range(max(1, args.repeats)):
             start = time.perf_counter()
-            embed_rows(_Previews(paths), model, rows, matrix, batch_size=args.batch_size,
+            embed_rows(_PreviewPaths(paths), model, rows, matrix, batch_size=args.batch_size,
                        actors=args.ray_actors, progress=False)
             rates.append(len(paths) / (time.perf_counter() - start))
     print(f"  {'end to end on Ray, incl. actor start':<44} {rates[0]:9.1f} previews/s")

@@ -6,7 +6,7 @@ Two implementations share one interface (:class:`VectorIndex`):
   scored with one matrix–vector product. Exact, and fast enough up to a few hundred
   thousand rows (see :data:`ANN_THRESHOLD`).
 * :class:`FaissVectors`: a faiss IVF-PQ index (``vectors.faiss``, memory-mapped with
-  ``IO_FLAG_MMAP``) that finds candidates without touching every row, re-ranked with the
+  ``IO_FLAG_MMAP_IFC``) that finds candidates without touching every row, re-ranked with the
   exact vectors of ``embeddings.npy``. Candidates can be missed, so its answers are
   *approximate*; the scores it returns are always the exact cosines of the rows it returns.
 
@@ -240,7 +240,7 @@ def open_vectors(root: Path, settings: dict | None, embeddings: np.ndarray) -> V
     if not path.is_file():
         raise IndexDamagedError(f"index file {path} is damaged: it is missing")
     try:
-        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+        index = faiss.read_index(str(path), _mmap_flag(faiss))
     except RuntimeError as exc:
         raise IndexDamagedError(f"index file {path} is damaged: faiss cannot read it "
                                 f"({str(exc).splitlines()[0][:120]})") from None
@@ -248,6 +248,16 @@ def open_vectors(root: Path, settings: dict | None, embeddings: np.ndarray) -> V
         raise IndexDamagedError(f"index file {path} is damaged: it holds {index.ntotal} "
                                 f"vectors of {index.d} dimensions, not {embeddings.shape}")
     return FaissVectors(embeddings, index, settings)
+
+
+def _mmap_flag(faiss) -> int:
+    """How to map ``vectors.faiss`` rather than read it.
+
+    ``IO_FLAG_MMAP_IFC`` (faiss 1.10+) reads the inverted lists in place from the mapped
+    file; plain ``IO_FLAG_MMAP`` turns them into ``OnDiskInvertedLists``, whose per-list
+    access made a query 10x slower (1.6 ms instead of 0.18 ms, 20,000 rows, nprobe 16).
+    """
+    return getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP)
 
 
 def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
