@@ -204,3 +204,12 @@ def test_the_cli_builds_and_describes_an_ann_index(tmp_path, tiny_model_path):
                   home=tmp_path / "home", check=False)
     assert bad.returncode != 0 and "does not divide" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_tuning_alone_keeps_the_kind_of_the_index(tmp_path, model):
+    archive = grown_archive(tmp_path / "archive", 80)
+    build_index(archive, model, tmp_path / "index", progress=False, ann=AnnSettings("ivf-pq"))
+    tuned = build_index(archive, model, tmp_path / "index", progress=False,
+                        ann=AnnSettings(None, nprobe=1))  # e.g. --ann-nprobe 1 alone
+    assert tuned.index.manifest.vectors["kind"] == "ivf-pq"
+    assert tuned.index.vectors.nprobe == 1 and tuned.reused == 80

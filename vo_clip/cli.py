@@ -120,17 +120,17 @@ def index(config: Config, archive, model, out, rebuild, batch_size, workers, ann
     the_archive = ensure_demo_archive(config, notify=_notify)
     the_model = load_model(model_spec(config), device=config.device)
     tuned = ann_nlist or ann_nprobe or ann_pq_m
-    settings = AnnSettings(ann or "auto", nlist=ann_nlist, nprobe=ann_nprobe,
+    settings = AnnSettings(ann, nlist=ann_nlist, nprobe=ann_nprobe,
                            pq_m=ann_pq_m) if ann or tuned else None
     built = build_index(the_archive, the_model, config.index_dir, rebuild=rebuild,
                         batch_size=batch_size, workers=workers, ann=settings,
                         engine=engine, ray_address=ray_address, ray_actors=ray_actors)
     vectors = built.index.vectors.describe()
-    kind = ("exact" if vectors["kind"] == "none" else
-            f"{vectors['kind']} ANN, nlist {vectors['nlist']}, nprobe {vectors['nprobe']}")
+    ann_note = ("" if vectors["kind"] == "none" else
+                f"; {vectors['kind']} ANN, nlist {vectors['nlist']}, nprobe {vectors['nprobe']}")
     click.echo(f"indexed {len(built.index)} observations of {the_archive.name} with "
                f"{the_model.card.name} into {built.index.root} "
-               f"({built.embedded} embedded, {built.reused} reused; {kind})")
+               f"({built.embedded} embedded, {built.reused} reused){ann_note}")
 
 
 @cli.command()

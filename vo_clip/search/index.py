@@ -250,10 +250,12 @@ def build_index(archive, model, out: str | os.PathLike, *, rebuild: bool = False
             (archive.preview_path(r) for r in todo), batch_size=batch_size, workers=workers,
             total=len(todo), progress="embedding previews" if progress else None)
     matrix.flush()
-    if ann is None:  # what the existing index was asked for (and its tuning), else auto
+    if ann is None or ann.kind is None:  # what the existing index was asked for, else auto
         before = old.manifest.vectors if old is not None else {}
-        requested = before.get("requested", "auto")  # indexes made before --ann: auto
-        ann = AnnSettings(requested, nprobe=before.get("nprobe"), pq_m=before.get("pq_m"))
+        tuned = ann or AnnSettings(None)
+        ann = AnnSettings(before.get("requested", "auto"),  # indexes made before --ann: auto
+                          nlist=tuned.nlist, nprobe=tuned.nprobe or before.get("nprobe"),
+                          pq_m=tuned.pq_m or before.get("pq_m"))
     vectors = _build_vectors(work, matrix, ann, old, archive, hashes)
     del matrix
     Catalog.build(work / CATALOG, archive.table)

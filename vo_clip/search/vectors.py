@@ -160,12 +160,13 @@ class AnnSettings:
 
     ``nlist`` (inverted lists) defaults to about 2·√n, a power of two (2048 at 10^6); ``pq_m`` (bytes
     per vector) to dim/8, so 512-d vectors take 64 bytes; ``nprobe`` (lists scanned per
-    query) to nlist/64, at least 16.
+    query) to nlist/64, at least 16. A ``kind`` of None (tuning only) keeps the kind of
+    the index being rebuilt (:func:`~.index.build_index` resolves it).
     """
 
-    def __init__(self, kind: str, *, nlist: int | None = None, pq_m: int | None = None,
-                 nprobe: int | None = None):
-        if kind not in ANN_KINDS:
+    def __init__(self, kind: str | None, *, nlist: int | None = None,
+                 pq_m: int | None = None, nprobe: int | None = None):
+        if kind is not None and kind not in ANN_KINDS:
             raise VoClipError(f"unknown ANN kind {kind!r}",
                               hint=f"use one of {', '.join(ANN_KINDS)}")
         self.kind, self.nlist, self.pq_m, self.nprobe = kind, nlist, pq_m, nprobe
