@@ -13,14 +13,15 @@ are memory-mapped, as in an index), the ANN index is built with the code
 ``vo-clip index --ann`` runs (:func:`vo_clip.search.vectors.build_faiss`) and opened
 memory-mapped; each query is timed alone (one query per call, as the service asks).
 
-    python benchmarks/ann_recall.py --quick          # 10^6 vectors, ~10 min on 2 cores
+    python benchmarks/ann_recall.py --quick          # 10^6 vectors, 3-5 min on 2 cores
     python benchmarks/ann_recall.py                  # 10^7 vectors: 20 GB on disk
         [--vectors N] [--kind ivf-pq|hnsw] [--nlist L] [--nprobe P] [--threads 1]
         [--queries 200] [--clusters 3000] [--dir SCRATCH]
 
 With several ``--nprobe`` values, the summary lines are those of the index's default
-(nlist/64, at least 16) when it is among them. ``--threads`` limits both faiss (``omp_set_num_threads``) and numpy's BLAS, so ANN and
-exact run on the same number of cores. The last line is
+(nlist/64, at least 16) when it is among them. ``--threads`` limits both faiss
+(``omp_set_num_threads``) and numpy's BLAS, so ANN and exact run on the same number
+of cores. The last line is
 ``ann recall@10=R p50_ms=A exact_p50_ms=E vectors=N``.
 """
 
@@ -165,7 +166,8 @@ def main(argv=None) -> None:
         vectors.refine_factor = args.refine or vectors.refine_factor
         size = (root / "vectors.faiss").stat().st_size / 2 ** 20
         print(f"{args.kind}: nlist {built['nlist']}, PQ {built['pq_m']}x{built['pq_nbits']} "
-              f"bits, {vectors.refine_factor * K} candidates re-ranked, trained on {built['training_sample']} of its rows; built in {t4 - t3:.0f} s, "
+              f"bits, {vectors.refine_factor * K} candidates re-ranked, trained on "
+              f"{built['training_sample']} of its rows; built in {t4 - t3:.0f} s, "
               f"{size:.0f} MiB", flush=True)
         default_nprobe, results = vectors.nprobe, {}
         for nprobe in args.nprobe or [default_nprobe]:

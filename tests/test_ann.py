@@ -213,3 +213,15 @@ def test_tuning_alone_keeps_the_kind_of_the_index(tmp_path, model):
                         ann=AnnSettings(None, nprobe=1))  # e.g. --ann-nprobe 1 alone
     assert tuned.index.manifest.vectors["kind"] == "ivf-pq"
     assert tuned.index.vectors.nprobe == 1 and tuned.reused == 80
+
+
+def test_the_hnsw_coarse_quantiser_finds_what_ivf_pq_finds(ann, tmp_path):
+    ivf_pq, queries = ann
+    settings = build_faiss(ivf_pq.embeddings, tmp_path,
+                           AnnSettings("hnsw").for_rows(len(ivf_pq), 64))
+    hnsw = open_vectors(tmp_path, settings, ivf_pq.embeddings)
+    assert "HNSW" in type(faiss.downcast_index(hnsw._ivf.quantizer)).__name__
+    exact = ExactVectors(ivf_pq.embeddings)
+    recall = np.mean([len(np.intersect1d(hnsw.top(q, 10)[0], exact.top(q, 10)[0])) / 10
+                      for q in queries])
+    assert recall >= 0.9

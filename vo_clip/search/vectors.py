@@ -158,10 +158,11 @@ class FaissVectors(VectorIndex):
 class AnnSettings:
     """The parameters of an ANN index that matter, and the defaults for ``n`` rows.
 
-    ``nlist`` (inverted lists) defaults to about 2·√n, a power of two (2048 at 10^6); ``pq_m`` (bytes
-    per vector) to dim/8, so 512-d vectors take 64 bytes; ``nprobe`` (lists scanned per
-    query) to nlist/64, at least 16. A ``kind`` of None (tuning only) keeps the kind of
-    the index being rebuilt (:func:`~.index.build_index` resolves it).
+    ``nlist`` (inverted lists) defaults to about 2·√n, a power of two (2048 at 10^6);
+    ``pq_m`` (bytes per vector) to dim/8, so 512-d vectors take 64 bytes; ``nprobe``
+    (lists scanned per query) to nlist/64, at least 16. A ``kind`` of None (tuning
+    only) keeps the kind of the index being rebuilt (:func:`~.index.build_index`
+    resolves it).
     """
 
     def __init__(self, kind: str | None, *, nlist: int | None = None,
