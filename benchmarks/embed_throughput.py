@@ -17,6 +17,13 @@ are synthesised into a temporary directory.
 
     python benchmarks/embed_throughput.py [--model demo] [--device auto]
         [--batch-size N] [--workers 0 auto] [--images 1024] [--repeats 1]
+    python benchmarks/embed_throughput.py --engine ray [--ray-address ADDR]
+        [--ray-actors N]     # vo-clip index --engine ray's path, previews/s across Ray
+
+With ``--engine ray`` it times :func:`vo_clip.search.embed_ray.embed_rows` (what
+``vo-clip index --engine ray`` runs) on the same previews: once including the start of
+the actor pool (every index build pays it) and, with ``--repeats`` > 1, the median.
+Without ``--ray-address`` it starts a local Ray on every core.
 
 On a GPU, the issue's target is printed at the end: at least 1,000 previews per
 second embedded end to end on one H100 (ViT-B-16).
@@ -158,7 +165,12 @@ def main(argv=None) -> None:
     parser.add_argument("--images", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--archive", type=Path, help="default: HOME/demo-archive")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local")
+    parser.add_argument("--ray-address", help="Ray cluster (default: a local Ray)")
+    parser.add_argument("--ray-actors", type=int, help="model replicas (default: per GPU/CPU)")
     args = parser.parse_args(argv)
+    if args.engine == "ray":
+        return bench_ray(args)
 
     model = load_model(args.model, device=args.device)
     batch_size, auto_workers = embedding_settings(model.device, args.batch_size)
@@ -188,6 +200,46 @@ def main(argv=None) -> None:
         verdict = "PASS" if end_to_end >= TARGET_GPU else "FAIL"
         print(f"best end to end: {end_to_end:.0f} img/s (target >= {TARGET_GPU} on one H100, "
               f"ViT-B-16): {verdict}")
+
+
+class _PreviewPaths:
+    """The one thing embed_rows asks of an archive: where row i's preview is."""
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def preview_path(self, row: int) -> Path:
+        return self.paths[row]
+
+
+def bench_ray(args) -> None:
+    import ray
+
+    from vo_clip.search.embed_ray import embed_rows
+
+    model = load_model(args.model, device="cpu")  # the driver only needs the fingerprint
+    if args.ray_address:
+        ray.init(address=args.ray_address)
+    else:
+        ray.init(include_dashboard=False)
+    resources = ray.cluster_resources()
+    print(f"model {args.model} ({model.card.name}) on Ray: {resources.get('CPU', 0):.0f} CPUs, "
+          f"{resources.get('GPU', 0):.0f} GPUs, {args.images} images")
+    with tempfile.TemporaryDirectory() as scratch:
+        paths = preview_paths(args.archive, args.images, Path(scratch))
+        matrix = np.zeros((len(paths), model.embed_dim), np.float32)
+        rows = list(range(len(paths)))
+        rates = []
+        for _ in range(max(1, args.repeats)):
+            start = time.perf_counter()
+            embed_rows(_PreviewPaths(paths), model, rows, matrix, batch_size=args.batch_size,
+                       actors=args.ray_actors, progress=False)
+            rates.append(len(paths) / (time.perf_counter() - start))
+    print(f"  {'end to end on Ray, incl. actor start':<44} {rates[0]:9.1f} previews/s")
+    if len(rates) > 1:
+        print(f"  {'median of ' + str(len(rates)) + ' runs':<44} "
+              f"{statistics.median(rates):9.1f} previews/s")
+    ray.shutdown()
 
 
 if __name__ == "__main__":

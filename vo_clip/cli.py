@@ -81,27 +81,56 @@ def cli(ctx, config_file, home, device):
 @click.option("--workers", type=click.IntRange(0),
               help="Threads decoding and resizing previews ahead of the model (default: one "
                    "per CPU core, at most 8; 0 decodes in the main thread).")
+@click.option("--ann", type=click.Choice(["auto", "none", "ivf-pq", "hnsw"]),
+              help="Vector index: none (exact scan), ivf-pq (faiss IVF-PQ, approximate), "
+                   "hnsw (IVF-PQ with an HNSW coarse quantiser, for 10^7+ rows) or auto "
+                   "(ivf-pq from 300,000 previews when faiss is installed). Default: what "
+                   "the existing index uses, else auto.")
+@click.option("--ann-nlist", type=click.IntRange(1),
+              help="ANN: inverted lists (default about 2*sqrt(previews)).")
+@click.option("--ann-nprobe", type=click.IntRange(1),
+              help="ANN: lists scanned per query (default nlist/64, at least 16).")
+@click.option("--ann-pq-m", type=click.IntRange(1),
+              help="ANN: bytes per vector code, dividing the embedding size (default dim/8).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True,
+              help="Embed in this process, or on Ray (an actor pool of model replicas).")
+@click.option("--ray-address", metavar="ADDR",
+              help="Ray cluster to embed on (e.g. ray://HEAD:10001 or auto; default: a "
+                   "local Ray).")
+@click.option("--ray-actors", type=click.IntRange(1),
+              help="Model replicas on Ray (default: one per GPU, else one per CPU).")
 @click.pass_obj
-def index(config: Config, archive, model, out, rebuild, batch_size, workers):
+def index(config: Config, archive, model, out, rebuild, batch_size, workers, ann, ann_nlist,
+          ann_nprobe, ann_pq_m, engine, ray_address, ray_actors):
     """Embed every preview of an archive into an index directory.
 
     Re-running after the archive changed embeds only new or changed previews; an
     index built with another model is refused unless --rebuild is given. Previews are
     decoded in parallel and embedded in batches, on the GPU when there is one (see
-    --device).
+    --device), or on a Ray cluster with --engine ray. --ann builds an approximate
+    (faiss) index for large archives; adding previews to it later does not retrain it.
     """
     from .ml.model import load_model
     from .search.index import build_index
+    from .search.vectors import AnnSettings
     from .workspace import ensure_demo_archive, model_spec
 
     config = _with(config, archive=archive, model=model, index=out)
     the_archive = ensure_demo_archive(config, notify=_notify)
     the_model = load_model(model_spec(config), device=config.device)
+    tuned = ann_nlist or ann_nprobe or ann_pq_m
+    settings = AnnSettings(ann, nlist=ann_nlist, nprobe=ann_nprobe,
+                           pq_m=ann_pq_m) if ann or tuned else None
     built = build_index(the_archive, the_model, config.index_dir, rebuild=rebuild,
-                        batch_size=batch_size, workers=workers)
+                        batch_size=batch_size, workers=workers, ann=settings,
+                        engine=engine, ray_address=ray_address, ray_actors=ray_actors)
+    vectors = built.index.vectors.describe()
+    ann_note = ("" if vectors["kind"] == "none" else
+                f"; {vectors['kind']} ANN, nlist {vectors['nlist']}, nprobe {vectors['nprobe']}")
     click.echo(f"indexed {len(built.index)} observations of {the_archive.name} with "
                f"{the_model.card.name} into {built.index.root} "
-               f"({built.embedded} embedded, {built.reused} reused)")
+               f"({built.embedded} embedded, {built.reused} reused){ann_note}")
 
 
 @cli.command()

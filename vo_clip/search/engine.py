@@ -1,11 +1,12 @@
 """The search engine: a query (text, image or observation) becomes scores per row.
 
-Exact cosine search is one float32 matrix–vector product over the memory-mapped
-embeddings followed by ``argpartition``: on unit vectors the dot product is the cosine
-similarity, and BLAS makes the product as fast as memory bandwidth allows. A catalog
-filter first selects the rows to score, so constrained searches touch less memory.
-:meth:`SearchEngine.scores` exposes the full score vector, which the TAP layer joins to
-SQL results to evaluate similarity functions for every row at once.
+Ranking goes through the index's vector index (:mod:`.vectors`): by default an exact
+float32 matrix–vector product over the memory-mapped embeddings followed by
+``argpartition`` (on unit vectors the dot product is the cosine similarity), or a faiss
+ANN search re-ranked exactly, whose hits are then marked approximate. A catalog filter
+is always applied exactly: it selects the allowed rows before ranking, so every hit
+passes it. :meth:`SearchEngine.scores` exposes the full, exact score vector, which the
+TAP layer joins to SQL results to evaluate similarity functions for every row at once.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from astropy.table import Table
 from ..errors import QueryError
 from .catalog import SearchFilter
 from .index import EmbeddingIndex
+from .vectors import top_rows
 
 __all__ = ["Hits", "Query", "SearchEngine", "top_k"]
 
 #: Below 1/8 of the rows, gathering the filtered rows beats scoring every row.
 _GATHER_FRACTION = 8
+
+#: ``top_k`` is the vector module's ranking, kept here for its callers.
+top_k = top_rows
 
 
 @dataclass(frozen=True)
@@ -51,10 +56,15 @@ class Query:
 
 @dataclass(frozen=True)
 class Hits:
-    """Ranked rows of a search, best first."""
+    """Ranked rows of a search, best first.
+
+    ``approximate`` is true when an ANN index found them: a row a full scan would have
+    ranked among them may be missing (the scores shown are still exact).
+    """
 
     rows: np.ndarray
     scores: np.ndarray
+    approximate: bool = False
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -113,9 +123,8 @@ class SearchEngine:
                       search_filter: SearchFilter | None = None) -> Hits:
         """The ``top`` rows nearest to a unit ``vector`` among those ``search_filter`` keeps."""
         rows = self.index.catalog.select_rows(search_filter) if search_filter else None
-        scores = self.scores(vector, rows)
-        best = top_k(scores, top)
-        return Hits(rows=best if rows is None else rows[best], scores=scores[best])
+        best, scores, approximate = self.index.vectors.top(vector, top, allowed_rows=rows)
+        return Hits(rows=best, scores=scores, approximate=approximate)
 
     def table(self, hits: Hits, columns: list[str] | None = None) -> Table:
         """The catalog rows of ``hits`` with a ``similarity`` column, best first."""
@@ -124,12 +133,3 @@ class SearchEngine:
         table["similarity"].description = "Cosine similarity of the preview to the query"
         return table
 
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest scores, best first; equal scores in row order."""
-    k = min(k, len(scores))
-    if k == 0:
-        return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    order = np.lexsort((part, -scores[part]))
-    return part[order].astype(np.int64)

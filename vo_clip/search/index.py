@@ -6,6 +6,8 @@ Layout::
       manifest.json     the model and archive it was built from (names + fingerprints)
       embeddings.npy    float32 [n_observations, embed_dim], unit rows, memory-mapped
       catalog.sqlite    the observations (row i ↔ embedding i) and each preview's sha256
+      vectors.faiss     only with ``--ann``: a faiss IVF-PQ index of the same rows
+                        (ids = row numbers), memory-mapped; see :mod:`.vectors`
 
 A fresh process opens an index without recomputing anything: ``np.load(mmap_mode="r")``
 maps the matrix and the operating system pages it in on first use. An index is tied to
@@ -20,7 +22,7 @@ import json
 import os
 import shutil
 import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,7 @@ from ..errors import ArchiveError, IndexDamagedError, IndexMismatchError, IndexM
 from ..hashing import sha256_file
 from ..timestamps import utc_seconds
 from .catalog import Catalog
+from .vectors import FAISS_FILE, AnnSettings, VectorIndex, build_faiss, open_vectors
 
 __all__ = ["EmbeddingIndex", "IndexBuild", "IndexManifest", "build_index"]
 
@@ -50,6 +53,8 @@ class IndexManifest:
     created: str
     vo_clip_version: str = __version__
     format: int = FORMAT
+    #: the vector index: {"kind": "none"} (exact) or an ANN index's kind and parameters
+    vectors: dict = field(default_factory=lambda: {"kind": "none"})
 
     @property
     def model_fingerprint(self) -> str:
@@ -57,14 +62,20 @@ class IndexManifest:
 
 
 class EmbeddingIndex:
-    """An opened index: a memory-mapped embedding matrix and its catalog."""
+    """An opened index: a memory-mapped embedding matrix, its vector index and catalog.
+
+    ``vectors`` is what scores rows (exact, or an ANN index when the manifest names
+    one); ``embeddings`` stays the exact matrix whichever it is.
+    """
 
     def __init__(self, root: Path, manifest: IndexManifest, embeddings: np.ndarray,
-                 catalog: Catalog):
+                 catalog: Catalog, vectors: VectorIndex | None = None):
         self.root = root
         self.manifest = manifest
         self.embeddings = embeddings
         self.catalog = catalog
+        self.vectors = vectors if vectors is not None else open_vectors(
+            root, manifest.vectors, embeddings)
 
     @classmethod
     def open(cls, root: str | os.PathLike) -> "EmbeddingIndex":
@@ -94,6 +105,8 @@ class EmbeddingIndex:
             if not isinstance(manifest.model.get("fingerprint"), str) or not all(
                     isinstance(v, int) and v >= 0 for v in (manifest.count, manifest.embed_dim)):
                 raise ValueError("its model fingerprint, count or embed_dim is missing")
+            if not isinstance(manifest.vectors, dict):
+                raise ValueError("its vectors entry is not an object")
         except OSError as exc:
             raise _damaged(root, MANIFEST, exc.strerror) from None
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -112,7 +125,8 @@ class EmbeddingIndex:
             catalog = Catalog(root / CATALOG)
         except sqlite3.Error as exc:
             raise _damaged(root, CATALOG, str(exc)) from None
-        index = cls(root, manifest, embeddings, catalog)
+        index = cls(root, manifest, embeddings, catalog,
+                    open_vectors(root, manifest.vectors, embeddings))
         problem = index._problem()
         if problem:
             raise _damaged(root, *problem)
@@ -174,7 +188,8 @@ class EmbeddingIndex:
             return dict(db.execute("SELECT obs_id, sha256 FROM preview_hashes"))
 
     def describe(self) -> dict:
-        return {"path": str(self.root), **asdict(self.manifest)}
+        return {"path": str(self.root), **asdict(self.manifest),
+                "vectors": self.vectors.describe()}
 
 
 @dataclass(frozen=True)
@@ -188,7 +203,9 @@ class IndexBuild:
 
 def build_index(archive, model, out: str | os.PathLike, *, rebuild: bool = False,
                 batch_size: int | None = None, workers: int | None = None,
-                progress: bool = True) -> IndexBuild:
+                progress: bool = True, ann: AnnSettings | None = None,
+                engine: str = "local", ray_address: str | None = None,
+                ray_actors: int | None = None) -> IndexBuild:
     """Embed every preview of ``archive`` with ``model`` into the index directory ``out``.
 
     An existing index built with the same model is reused: observations whose preview
@@ -197,13 +214,20 @@ def build_index(archive, model, out: str | os.PathLike, *, rebuild: bool = False
     :meth:`~vo_clip.ml.model.ClipModel.encode_images`; by default they suit the model's
     device (large batches on a GPU) and its cores (a thread per core, at most 8).
 
+    ``ann`` chooses the vector index (default: the existing index's, else ``auto``:
+    exact below :data:`~.vectors.ANN_THRESHOLD` rows). An existing ANN index of the same
+    kind and shape is extended rather than retrained: when the archive only grew, its
+    new rows are added; otherwise every row is added again to its trained quantisers.
+    ``engine="ray"`` embeds on Ray (:mod:`.embed_ray`) with the same vectors.
+
     Raises
     ------
     IndexMismatchError
         If ``out`` holds an index built with another model and ``rebuild`` is false.
     """
     out = Path(out).expanduser()
-    previous = _previous_vectors(out, model, rebuild)
+    old = _previous_index(out, model, rebuild)
+    previous = _previous_vectors(old)
     hashes = [_sha256(archive.preview_path(i)) for i in range(len(archive))]
     work = out.with_name(out.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
@@ -216,20 +240,56 @@ def build_index(archive, model, out: str | os.PathLike, *, rebuild: bool = False
             matrix[row] = previous[obs_id][1]
         else:
             todo.append(row)
-    if todo:
+    if todo and engine == "ray":
+        from .embed_ray import embed_rows
+
+        embed_rows(archive, model, todo, matrix, batch_size=batch_size, workers=workers,
+                   address=ray_address, actors=ray_actors, progress=progress)
+    elif todo:
         matrix[todo] = model.encode_images(
             (archive.preview_path(r) for r in todo), batch_size=batch_size, workers=workers,
             total=len(todo), progress="embedding previews" if progress else None)
     matrix.flush()
+    if ann is None or ann.kind is None:  # what the existing index was asked for, else auto
+        before = old.manifest.vectors if old is not None else {}
+        tuned = ann or AnnSettings(None)
+        ann = AnnSettings(before.get("requested", "auto"),  # indexes made before --ann: auto
+                          nlist=tuned.nlist, nprobe=tuned.nprobe or before.get("nprobe"),
+                          pq_m=tuned.pq_m or before.get("pq_m"))
+    vectors = _build_vectors(work, matrix, ann, old, archive, hashes)
     del matrix
     Catalog.build(work / CATALOG, archive.table)
     with sqlite3.connect(work / CATALOG) as db:
         db.execute("CREATE TABLE preview_hashes (obs_id TEXT PRIMARY KEY, sha256 TEXT)")
         db.executemany("INSERT INTO preview_hashes VALUES (?, ?)", zip(archive.obs_ids, hashes))
-    _write_manifest(work, archive, model)
+    _write_manifest(work, archive, model, vectors)
     _swap_into_place(work, out)
     return IndexBuild(EmbeddingIndex.open(out), embedded=len(todo),
                       reused=len(archive) - len(todo))
+
+
+def _build_vectors(work: Path, matrix: np.ndarray, ann: AnnSettings,
+                   old: "EmbeddingIndex | None", archive, hashes: list[str]) -> dict:
+    """The manifest's ``vectors`` entry, with ``vectors.faiss`` written when ANN."""
+    n, dim = matrix.shape
+    settings = {**ann.for_rows(n, dim), "requested": ann.kind}
+    if settings["kind"] == "none":
+        return {"kind": "none", "requested": ann.kind}
+    previous = None
+    before = old.manifest.vectors if old is not None else {}
+    if before.get("kind") == settings["kind"] and all(
+            before.get(key) == settings[key] for key in ("pq_m", "pq_nbits")) and (
+            ann.nlist is None or before.get("nlist") == ann.nlist):
+        settings["nlist"] = before["nlist"]  # the trained lists are kept as they are
+        if ann.nprobe is None:
+            settings["nprobe"] = before.get("nprobe", settings["nprobe"])
+        old_ids = old.catalog.fetch(np.arange(len(old)), ["obs_id"])["obs_id"]
+        old_hashes = old.preview_hashes()
+        unchanged_prefix = len(old) <= n and all(
+            str(old_ids[r]) == archive.obs_ids[r] and old_hashes.get(str(old_ids[r])) ==
+            hashes[r] for r in range(len(old)))
+        previous = (old.root / FAISS_FILE, len(old) if unchanged_prefix else 0)
+    return build_faiss(matrix, work, settings, previous=previous)
 
 
 def _damaged(root: Path, name: str, reason: str) -> IndexDamagedError:
@@ -242,22 +302,29 @@ def _rebuild_hint(root: Path) -> str:
             "ARCHIVE unless it is the default demo index)")
 
 
-def _previous_vectors(out: Path, model, rebuild: bool) -> dict[str, tuple[str, np.ndarray]]:
-    """obs_id → (preview sha256, vector) of an existing index built with ``model``."""
+def _previous_index(out: Path, model, rebuild: bool) -> "EmbeddingIndex | None":
+    """The existing index in ``out`` if it was built with ``model`` and is sound."""
     if rebuild or not (out / MANIFEST).is_file():
-        return {}
+        return None
     try:
         old = EmbeddingIndex.open(out)
     except (IndexMissingError, IndexMismatchError, IndexDamagedError, ValueError, TypeError):
-        return {}  # a damaged or foreign-format index is simply rebuilt
+        return None  # a damaged or foreign-format index is simply rebuilt
     old.check_model(model.fingerprint, model.card.name)
+    return old
+
+
+def _previous_vectors(old: "EmbeddingIndex | None") -> dict[str, tuple[str, np.ndarray]]:
+    """obs_id → (preview sha256, vector) of an existing index built with the model."""
+    if old is None:
+        return {}
     hashes = old.preview_hashes()
     ids = old.catalog.fetch(np.arange(len(old)), ["obs_id"])["obs_id"]
     return {str(i): (hashes.get(str(i)), np.array(old.embeddings[row]))
             for row, i in enumerate(ids)}
 
 
-def _write_manifest(root: Path, archive, model) -> None:
+def _write_manifest(root: Path, archive, model, vectors: dict) -> None:
     manifest = IndexManifest(
         model={"name": model.card.name, "fingerprint": model.fingerprint,
                "base": model.card.base, "spec": model.spec},
@@ -266,6 +333,7 @@ def _write_manifest(root: Path, archive, model) -> None:
         count=len(archive),
         embed_dim=model.embed_dim,
         created=utc_seconds(),
+        vectors=vectors,
     )
     (root / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
 
