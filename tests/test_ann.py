@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import run_cli, write_tiny_archive
+from conftest import BACKENDS, run_cli, tap_on_backend, write_tiny_archive
 
 from vo_clip.archive import Archive
 from vo_clip.ml.model import load_model
@@ -225,3 +225,40 @@ def test_the_hnsw_coarse_quantiser_finds_what_ivf_pq_finds(ann, tmp_path):
     recall = np.mean([len(np.intersect1d(hnsw.top(q, 10)[0], exact.top(q, 10)[0])) / 10
                       for q in queries])
     assert recall >= 0.9
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tap_ranks_through_the_ann_index_and_says_so(tmp_path, model, request, backend,
+                                                     monkeypatch):
+    from vo_clip.vo import tap as tap_module
+
+    archive = grown_archive(tmp_path / "archive", 60)
+    build_index(archive, model, tmp_path / "index", progress=False, ann=AnnSettings("ivf-pq"))
+    # 60 rows are below the candidate ceiling: let the small index use candidates anyway
+    monkeypatch.setattr(tap_module, "_CANDIDATE_CEILING", 1.0)
+    monkeypatch.setattr(tap_module, "_MIN_CANDIDATES", 4)
+    monkeypatch.setattr(tap_module, "_CANDIDATE_FACTOR", 2)
+    query = ("SELECT TOP 5 obs_id, instrument_name, vo_clip_similarity('q') AS s "
+             "FROM ivoa.ObsCore {} ORDER BY s {}")
+    with tap_on_backend(request, backend, tmp_path / "index") as tap:
+        vector = np.asarray(tap.index.embeddings[5])
+        exact = tap.index.embeddings @ vector
+
+        def run(where="", order="DESC"):
+            return tap.execute({"LANG": "ADQL", "QUERY": query.format(where, order)},
+                               base_url="http://127.0.0.1", query_vectors={"q": vector})
+
+        ranked = run()
+        assert ranked.approximate and ranked.rows[0][0] == "obs005"
+        rows = [int(r[0][3:]) for r in ranked.rows]
+        np.testing.assert_allclose([r[2] for r in ranked.rows], exact[rows], rtol=1e-6)
+        document = b"".join(ranked.render()).decode()
+        assert 'name="APPROXIMATE"' in document and "scores shown are exact" in document
+        filtered = run("WHERE instrument_name LIKE 'WFC3%'")
+        assert len(filtered.rows) == 5 and all(r[1].startswith("WFC3") for r in filtered.rows)
+        scores = [r[2] for r in filtered.rows]
+        assert scores == sorted(scores, reverse=True)
+        worst = run(order="ASC")  # ANN finds the nearest rows only: the farthest are exact
+        assert not worst.approximate
+        assert [int(r[0][3:]) for r in worst.rows] == list(np.argsort(exact, kind="stable")[:5])
+        assert 'name="APPROXIMATE"' not in b"".join(worst.render()).decode()

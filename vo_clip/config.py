@@ -87,8 +87,9 @@ class Config:
         Coverage: first and last MJD of the observations; empty to leave it out.
     record_created, record_updated : str
         UTC timestamps (``YYYY-MM-DDThh:mm:ssZ``) of the Registry records: when they
-        were first published, and when their content last changed (default: created).
-        Bump ``record_updated`` whenever the records change, so harvesters notice.
+        were first published, and when their content last changed (default: when
+        this release's records last changed; None means the creation date). Bump
+        ``record_updated`` whenever the records change, so harvesters notice.
     oai_page_size : int
         Records per OAI-PMH response page; longer lists continue with resumption tokens.
     threads : int
@@ -149,7 +150,7 @@ result_max_bytes, image_max_pixels : int
     coverage_spatial: str = ""
     coverage_temporal: tuple[float, ...] = ()
     record_created: str = "2026-11-22T00:00:00Z"
-    record_updated: str | None = None
+    record_updated: str | None = "2026-12-02T00:00:00Z"
     oai_page_size: int = 50
     threads: int = 8
     connection_limit: int = 1000

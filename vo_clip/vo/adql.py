@@ -72,7 +72,11 @@ UDFS = (
         "Cosine similarity (-1 to 1) between the row's preview image and the "
         "natural-language query, embedded once by the PAPERCLIP CLIP model. Use it in "
         "SELECT, WHERE and ORDER BY, e.g. "
-        + _EXAMPLE.format("barred spiral galaxy with a star-forming ring")),
+        + _EXAMPLE.format("barred spiral galaxy with a star-forming ring")
+        + ". On an archive indexed for approximate search (ANN), a TOP query ordered by "
+        "it DESC takes its candidates from that index: the result then carries "
+        "<INFO name=\"APPROXIMATE\">, and a row a full scan would rank among them may be "
+        "missing (its scores are exact)"),
     Udf("vo_clip_similarity(did VARCHAR, query VARCHAR) -> DOUBLE",
         "As vo_clip_similarity(query), for the observation whose obs_publisher_did (or "
         "obs_id) column is given: names the table in joins, e.g. "

@@ -48,11 +48,16 @@ from .timing import StageClock, StageRecorder
 from .vosi import TapLimits
 from .votable import Field, write_delimited, write_votable
 
-__all__ = ["LANGUAGES", "QueryResult", "TapService"]
+__all__ = ["APPROXIMATE_INFO", "LANGUAGES", "QueryResult", "TapService"]
 
 
 #: LANG values accepted (TAP 1.1 §2.7.1: a version may be appended).
 LANGUAGES = ("ADQL", "ADQL-2.0", "ADQL-2.1")
+
+#: The INFO of a result ranked through an approximate index (``vo-clip index --ann``).
+APPROXIMATE_INFO = ("APPROXIMATE", "the similarity ranking used the index's approximate "
+                    "nearest-neighbour search: a row a full scan would rank among these may "
+                    "be missing (the scores shown are exact)")
 
 #: Candidates handed to SQL on the first try, as a multiple of the rows wanted.
 _CANDIDATE_FACTOR = 4
@@ -72,6 +77,8 @@ class QueryResult:
     query: str
     timings: dict[str, float] = field(default_factory=dict)
     descriptors: list[str] = field(default_factory=list)
+    #: The similarity ranking came from an approximate (ANN) index: see APPROXIMATE_INFO.
+    approximate: bool = False
     #: Times the rendering as the ``render`` stage (the query's other stages went there).
     clock: StageClock | None = field(default=None, repr=False, compare=False)
 
@@ -85,7 +92,8 @@ class QueryResult:
             chunks = write_votable(self.fields, self.rows, overflow=self.overflow,
                                    serialization=serialization,
                                    infos=[("QUERY", self.query),
-                                          ("standardID", "ivo://ivoa.net/std/TAP")],
+                                          ("standardID", "ivo://ivoa.net/std/TAP"),
+                                          *([APPROXIMATE_INFO] if self.approximate else [])],
                                    extra_resources=self.descriptors)
         return self.clock.timed_chunks("render", chunks) if self.clock else chunks
 
@@ -205,11 +213,12 @@ class TapService:
         top = translation.top
         wanted = top if top is not None and top <= maxrec else maxrec + 1
         rows: list[tuple] = []
+        approximate = False
         if wanted > 0 and maxrec > 0:
-            scores = self._scores(translation, clock, query_vectors)
+            vectors, scores = self._scores(translation, clock, query_vectors)
             with clock.stage("sql"), self.session(cancelled=cancelled, base_url=base_url,
                                                    **time_limit) as session:
-                rows = self._rows(session, translation, scores, wanted)
+                rows, approximate = self._rows(session, translation, vectors, scores, wanted)
         overflow = (top is None or top > maxrec) and (len(rows) > maxrec or maxrec == 0)
         rows = rows[:maxrec]
         fields = [_field(column, rows, i) for i, column in enumerate(translation.columns)]
@@ -220,7 +229,7 @@ class TapService:
             fields[did] = replace(fields[did], id="obs_publisher_did")
             descriptors.append(links_descriptor(base_url, "obs_publisher_did"))
         return QueryResult(fields, rows, overflow, fmt, translation.adql, clock.timings,
-                           descriptors, clock=clock)
+                           descriptors, approximate=approximate, clock=clock)
 
     def session(self, **limit):
         """A backend session whose errors arrive as the DALI faults they are.
@@ -231,23 +240,32 @@ class TapService:
         return _FaultingSession(self.catalog.session(**limit), self.limits)
 
     def _scores(self, translation: Translation, clock: StageClock,
-                query_vectors: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        """One score per row and similarity call; a query without similarity has no
-        ``encode`` or ``score`` stage, and vectors the caller gave no ``encode``."""
+                query_vectors: Mapping[str, np.ndarray]):
+        """The query vector of each similarity call, and its score for every row.
+
+        A query without similarity has no ``encode`` or ``score`` stage, and vectors the
+        caller gave no ``encode``. The slot a query is ranked by (best first) on an
+        approximate index is not scored here (None): its candidates come from the ANN
+        search in :meth:`_rows`.
+        """
         def given(s) -> bool:
             return s.kind == "text" and s.argument in query_vectors
 
         similarities = translation.similarities
         if not similarities:
-            return []
+            return [], []
         if all(given(s) for s in similarities):
             vectors = [query_vectors[s.argument] for s in similarities]
         else:
             with clock.stage("encode"):
                 vectors = [query_vectors[s.argument] if given(s)
                            else self._vector(s.kind, s.argument) for s in similarities]
+        ranking = translation.ranking
+        by_ann = (ranking.slot if ranking is not None and ranking.descending
+                  and self.index.vectors.approximate else None)
         with clock.stage("score"):
-            return [self.index.embeddings @ v for v in vectors]
+            return vectors, [None if slot == by_ann else self.index.vectors.scores(v)
+                             for slot, v in enumerate(vectors)]
 
     def _vector(self, kind: str, argument: str) -> np.ndarray:
         if kind == "observation":
@@ -269,21 +287,33 @@ class TapService:
                 self._vectors.popitem(last=False)
         return vector
 
-    def _rows(self, session, translation: Translation, scores, wanted: int) -> list[tuple]:
+    def _rows(self, session, translation: Translation, vectors, scores,
+              wanted: int) -> tuple[list[tuple], bool]:
+        """The rows, and whether an approximate search chose their candidates."""
         ranking, cap = translation.ranking, self.limits.result_max_bytes
         n = len(self.index)
         candidates = max(_CANDIDATE_FACTOR * wanted, _MIN_CANDIDATES)
         while ranking is not None and candidates < _CANDIDATE_CEILING * n:
-            key = scores[ranking.slot] if ranking.descending else -scores[ranking.slot]
+            slot, approximate = ranking.slot, False
+            if scores[slot] is None:  # an ANN index: its best rows, with exact scores
+                found, best, approximate = self.index.vectors.top(vectors[slot], candidates)
+                ranked = np.full(n, np.nan, dtype=np.float32)
+                ranked[found] = best
+                chosen, given = np.sort(found), [*scores[:slot], ranked, *scores[slot + 1:]]
+            else:
+                key = scores[slot] if ranking.descending else -scores[slot]
+                chosen, given = _best(key, candidates), scores
             try:
-                rows = session.run(translation.compiled, scores, _best(key, candidates),
-                                   wanted, cap)
+                rows = session.run(translation.compiled, given, chosen, wanted, cap)
             except TooManyCandidates:
                 break  # the backend cannot take so many: score every row instead
             if len(rows) >= wanted:
-                return rows
+                return rows, approximate
             candidates *= 8
-        return session.run(translation.compiled, scores, None, wanted, cap)
+        if ranking is not None and scores[ranking.slot] is None:  # exact, after all
+            scores = list(scores)
+            scores[ranking.slot] = self.index.vectors.scores(vectors[ranking.slot])
+        return session.run(translation.compiled, scores, None, wanted, cap), False
 
     def engine(self):
         """The search engine with its model (loaded on first use).
