@@ -32,7 +32,7 @@ from sqlglot.errors import OptimizeError, ParseError, TokenError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.tokens import TokenType
 
-from ..search.backends import CompiledQuery, SqlDialect
+from ..search.backends import CompiledQuery, SqlDialect, post_order
 from ..search.backends.functions import GEOMETRY_FUNCTIONS, AdqlFunction, adql_functions
 from ..search.backends.sqlite import SqliteDialect
 from .faults import LimitFault, UsageFault
@@ -453,7 +453,7 @@ class _Translator:
     # Node by node -----------------------------------------------------------------------
     def rewrite(self, tree: exp.Select) -> exp.Select:
         """Translate every node, children before parents."""
-        for node in list(_post_order(tree)):
+        for node in list(post_order(tree)):  # similarity slots follow the text
             if isinstance(node, exp.Anonymous):
                 node.replace(self._function(node))
             elif isinstance(node, exp.ILike):
@@ -572,21 +572,6 @@ def _is_text(node: exp.Expression, select: exp.Select | None, dialect: SqlDialec
         column = table.column(node.name) if table else None
         return column is not None and column.datatype in ("char", "unicodeChar")
     return False
-
-
-def _post_order(node: exp.Expression):
-    """Children before parents, left to right: similarity slots follow the text.
-
-    Iterative, so that the depth a query may have is the limit's, not Python's stack's.
-    """
-    stack = [(node, False)]
-    while stack:
-        current, expanded = stack.pop()
-        if expanded:
-            yield current
-            continue
-        stack.append((current, True))
-        stack.extend((child, False) for child in reversed(list(current.iter_expressions())))
 
 
 def _arity(function: AdqlFunction) -> str:

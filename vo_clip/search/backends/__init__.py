@@ -44,6 +44,7 @@ __all__ = [
     "StatementStopped",
     "TooManyCandidates",
     "ValueTooLong",
+    "post_order",
     "row_bytes",
 ]
 
@@ -224,6 +225,23 @@ class CatalogSession(ABC):
     @abstractmethod
     def lookup(self, name: str, **arguments) -> list[dict]:
         """The rows of one of the backend's named lookups (see :data:`LOOKUPS`)."""
+
+
+def post_order(node):
+    """The nodes of a sqlglot tree, children before parents, left to right.
+
+    Iterative, so that the depth a query may have is the translator's limit, not
+    Python's stack's. The translator rewrites in this order (similarity slots then
+    follow the text), and so do the dialects' compilers.
+    """
+    stack = [(node, False)]
+    while stack:
+        current, expanded = stack.pop()
+        if expanded:
+            yield current
+            continue
+        stack.append((current, True))
+        stack.extend((child, False) for child in reversed(list(current.iter_expressions())))
 
 
 def row_bytes(rows: Iterable[tuple]) -> int:

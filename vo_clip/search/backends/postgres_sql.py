@@ -28,7 +28,7 @@ import numpy as np
 import sqlglot
 from sqlglot import exp
 
-from . import CompiledQuery, FunctionTable, SqlDialect, SqlFunction
+from . import CompiledQuery, FunctionTable, SqlDialect, SqlFunction, post_order
 from .functions import adql_functions
 
 __all__ = ["FUNCTIONS", "PostgresDialect", "score_parameters"]
@@ -251,7 +251,7 @@ def _with_candidates(tree: exp.Select, slot: int, alias: str) -> exp.Select:
 
 def _pgsphere(tree: exp.Expression) -> exp.Expression:
     """Geometry calls as pgsphere values and operators, children first."""
-    for node in list(_post_order(tree)):
+    for node in list(post_order(tree)):
         if isinstance(node, exp.Anonymous) and node.name.startswith("vo_clip_"):
             replacement = _geometry_call(node)
             if replacement is not None:
@@ -323,14 +323,3 @@ def _predicate(node: exp.Anonymous, name: str, a, b) -> exp.Expression:
             parent.replace(exp.Paren(this=test) if truth else exp.Not(this=exp.Paren(this=test)))
             return exp.Paren(this=test)  # detached: the parent is gone
     return exp.Cast(this=exp.Paren(this=test), to=exp.DataType.build("INT"))
-
-
-def _post_order(node: exp.Expression):
-    stack = [(node, False)]
-    while stack:
-        current, expanded = stack.pop()
-        if expanded:
-            yield current
-            continue
-        stack.append((current, True))
-        stack.extend((child, False) for child in reversed(list(current.iter_expressions())))
