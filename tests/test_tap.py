@@ -271,7 +271,8 @@ def test_a_candidate_list_longer_than_the_string_limit_scores_every_row(engine, 
 ])
 def test_the_sql_connection_refuses_anything_but_reading_published_tables(tap, sql):
     with tap.catalog.session(seconds=30, limit="test") as session:
-        with pytest.raises(StatementRefused, match="not published|prohibited|cannot be run"):
+        with pytest.raises(StatementRefused,
+                           match="not published|prohibited|cannot be run|read-only"):
             session.run(CompiledQuery(sql), [], None, 10, 10**6)
 
 

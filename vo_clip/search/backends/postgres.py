@@ -1,17 +1,21 @@
 """The PostgreSQL + pgsphere catalog backend: archive scale, shared by service replicas.
 
-The catalog lives in the schema :mod:`.postgres_load` fills. Every session is one READ
-ONLY transaction on a pooled connection that begins with ``SET LOCAL ROLE S_reader``
-(the role that may read only the published views and TAP_SCHEMA),
-``statement_timeout`` = the time left, ``search_path = S, <pgsphere's schema>`` and the
-two settings vo_clip's URL functions read; it ends with ROLLBACK, so nothing a session
-sets outlives it. While a statement runs a watcher thread polls the deadline and
+The catalog lives in the schema :mod:`.postgres_load` fills. A pooled connection runs
+its statements in autocommit, each its own transaction, under session settings that
+every session checks and changes only where they differ (so a TOP 10 costs one round
+trip, not the three of BEGIN, the statement and ROLLBACK): ``ROLE S_reader`` (the role
+that may read only the published views and TAP_SCHEMA),
+``default_transaction_read_only``, ``statement_timeout`` = the time left in whole
+seconds, ``search_path = S, <pgsphere's schema>`` and the two settings vo_clip's URL
+functions read. While a statement runs a watcher thread polls the exact deadline and
 ``cancelled()`` and cancels the statement on the server when either fires (a result
 fetched in several chunks is bounded as a whole, not per FETCH).
 
-Rows come through a server-side cursor, ``fetchmany`` by chunks, so a query that would
-match millions of rows costs what the caller keeps. Values come back as SQLite gives
-them: ``numeric`` as int when integral and float otherwise, booleans as 0/1.
+A query wanting at most 10,000 rows gets a LIMIT and its rows in one reply; a larger
+one comes through a server-side cursor (in a transaction of its own), ``fetchmany`` by
+chunks, so a query that would match millions of rows costs what the caller keeps.
+Values come back as SQLite gives them: ``numeric`` as int when integral and float
+otherwise, booleans as 0/1.
 
 The service's own fixed lookups (an observation's page, a preview's path) run as the
 login role, which holds ``S_service``: they read ``S.observations``, which queries may
@@ -25,7 +29,9 @@ most.
 from __future__ import annotations
 
 import logging
+import math
 import re
+import select
 import threading
 import time
 from contextlib import contextmanager
@@ -117,10 +123,10 @@ class PostgresBackend(CatalogBackend):
         try:
             yield session
         finally:
-            self._pool.put(connection, rollback=True)
+            self._pool.put(connection)
 
     def _begin(self, stop: "_Stop", base_url: str) -> "_Connection":
-        """A pooled connection inside a fresh READ ONLY transaction set up for ``stop``."""
+        """A pooled connection set up for ``stop`` (read-only, as the reader role)."""
         import psycopg
 
         for attempt in (1, 2):
@@ -131,10 +137,11 @@ class PostgresBackend(CatalogBackend):
                 self._pool.put(connection)
                 raise stop.error()
             try:
-                connection.conn.execute(_setup_sql(
-                    self.reader, self.schema, connection.pgsphere, remaining,
-                    self.did_prefix, base_url))
-                connection.role = "reader"
+                setup = connection.setup(self.reader, self.schema, remaining,
+                                         self.did_prefix, base_url)
+                if setup:
+                    connection.conn.execute(setup)
+                connection.settled()
                 return connection
             except psycopg.OperationalError as exc:
                 self._pool.discard(connection)
@@ -143,7 +150,7 @@ class PostgresBackend(CatalogBackend):
                     raise StatementFailed(f"the catalog database cannot be reached: "
                                           f"{_message(exc)}", transient=True) from None
             except psycopg.Error as exc:
-                self._pool.put(connection, rollback=True)
+                self._pool.discard(connection)
                 raise StatementFailed(f"the catalog database refused the service's "
                                       f"session ({_message(exc)}): is schema "
                                       f"{self.schema} loaded and its role granted?",
@@ -254,8 +261,8 @@ class PostgresSession(CatalogSession):
         """Queries run as the reader; lookups as the login role (``S_service``)."""
         if self.connection.role == wanted:
             return
-        statement = (f"SET LOCAL ROLE {quote_ident(self.backend.reader)}" if wanted == "reader"
-                     else "SET LOCAL ROLE NONE")
+        statement = (f"SET ROLE {quote_ident(self.backend.reader)}" if wanted == "reader"
+                     else "SET ROLE NONE")
         self._guarded(lambda: self.connection.conn.execute(statement))
         self.connection.role = wanted
 
@@ -271,7 +278,12 @@ class PostgresSession(CatalogSession):
         def work():
             rows: list = []
             size = 0
-            cursor.execute(sql, params)
+            if bounded:  # prepared: the extended protocol, one statement only (psycopg
+                # sends a query without parameters by the simple protocol, which runs
+                # several); a server-side cursor's DECLARE takes one statement anyway
+                cursor.execute(sql, params, prepare=True)
+            else:
+                cursor.execute(sql, params)
             convert = _converters(cursor.description)
             text_columns = [i for i, d in enumerate(cursor.description)
                             if d.type_code in _TEXT_TYPES]
@@ -293,13 +305,24 @@ class PostgresSession(CatalogSession):
                 return [dict(zip(labels, row)) for row in rows]
             return rows
 
-        try:
-            return self._guarded(work)
-        finally:
+        def fetched():
             try:
-                cursor.close()
-            except Exception:  # noqa: BLE001 - the transaction is rolled back anyway
-                pass
+                return self._guarded(work)
+            finally:
+                try:
+                    cursor.close()
+                except Exception:  # noqa: BLE001 - its transaction ends anyway
+                    pass
+
+        if bounded:
+            return fetched()
+        import psycopg
+
+        try:
+            with conn.transaction():  # a server-side cursor lives in a transaction
+                return fetched()
+        except psycopg.Error as exc:  # the COMMIT or ROLLBACK itself
+            raise _statement_error(exc, self.stop, None) from None
 
     def _check_strings(self, chunk: list[tuple], text_columns: list[int]) -> None:
         cap = self.backend.string_max_bytes
@@ -473,16 +496,21 @@ def _observation(row: dict, published: dict | None) -> dict:
     return own
 
 
-def _setup_sql(reader: str, schema: str, pgsphere: str, remaining: float, did_prefix: str,
-               base_url: str) -> str:
-    """One round trip: the transaction, the role, the limit and the settings."""
-    timeout_ms = max(1, int(remaining * 1000))
-    search_path = f"{quote_ident(schema)}, {quote_ident(pgsphere)}"
-    return (f"BEGIN READ ONLY; SET LOCAL ROLE {quote_ident(reader)}; "
-            f"SELECT set_config('statement_timeout', '{timeout_ms}', true), "
-            f"set_config('search_path', {_literal(search_path)}, true), "
-            f"set_config('vo_clip.did_prefix', {_literal(did_prefix)}, true), "
-            f"set_config('vo_clip.base_url', {_literal(base_url)}, true)")
+def _alive(conn) -> bool:
+    """Whether an idle connection is still open on the server's side.
+
+    An idle connection receives nothing; a server that terminated or restarted it has
+    sent an error or closed the socket, which is then readable. Looking costs one
+    select() and saves the session a failed statement (a session sends nothing before
+    its query when its settings are already in force).
+    """
+    if conn.closed or conn.broken:
+        return False
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 def _literal(text: str) -> str:
@@ -496,6 +524,28 @@ class _Connection:
         self.conn, self.pgsphere = conn, pgsphere
         self.role = "service"
         self.cursors = 0
+        self.settings: dict[str, str] = {}  # session settings in force
+        self._pending: dict[str, str] = {}
+
+    def setup(self, reader: str, schema: str, remaining: float, did_prefix: str,
+              base_url: str) -> str:
+        """The statement making the session settings what ``remaining`` and
+        ``base_url`` need ("" when they already are): one round trip at most."""
+        wanted = {"default_transaction_read_only": "on",
+                  "statement_timeout": f"{max(1, math.ceil(remaining))}s",
+                  "search_path": f"{quote_ident(schema)}, {quote_ident(self.pgsphere)}",
+                  "vo_clip.did_prefix": did_prefix, "vo_clip.base_url": base_url}
+        self._pending = {k: v for k, v in wanted.items() if self.settings.get(k) != v}
+        parts = [f"SET ROLE {quote_ident(reader)}"] if self.role != "reader" else []
+        if self._pending:
+            parts.append("SELECT " + ", ".join(f"set_config({_literal(k)}, {_literal(v)}, false)"
+                                               for k, v in self._pending.items()))
+        return "; ".join(parts)
+
+    def settled(self) -> None:
+        """The statement of :meth:`setup` ran."""
+        self.settings.update(self._pending)
+        self._pending, self.role = {}, "reader"
 
 
 class _Pool:
@@ -507,9 +557,14 @@ class _Pool:
         self._lock = threading.Lock()
 
     def get(self) -> _Connection:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
+        while True:
+            with self._lock:
+                if not self._idle:
+                    break
+                connection = self._idle.pop()
+            if _alive(connection.conn):
+                return connection
+            self.discard(connection)
         return self._connect()
 
     def fresh(self) -> _Connection:
@@ -538,17 +593,10 @@ class _Pool:
                                   "(CREATE EXTENSION pg_sphere)", transient=True)
         return _Connection(conn, found[0].strip('"'))
 
-    def put(self, connection: _Connection, rollback: bool = False) -> None:
+    def put(self, connection: _Connection) -> None:
         import psycopg
 
         conn = connection.conn
-        if rollback and not conn.closed:
-            try:
-                conn.execute("ROLLBACK")
-            except psycopg.Error:
-                self.discard(connection)
-                return
-        connection.role = "service"
         if conn.closed or conn.broken or conn.info.transaction_status != \
                 psycopg.pq.TransactionStatus.IDLE:
             self.discard(connection)
