@@ -195,8 +195,7 @@ def _translate_cached(adql: str, limits: TapLimits, dialect: SqlDialect) -> Tran
     top = _top(tree)
     ranking = translator.ranking(tree)
     compiled = dialect.compile(tree, ranking_slot=ranking.slot if ranking else None,
-                               ranking_alias=ranking.alias if ranking else None,
-                               slots=len(translator.similarities))
+                               ranking_alias=ranking.alias if ranking else None)
     return Translation(adql=adql, compiled=compiled, columns=columns, top=top,
                        similarities=translator.similarities, ranking=ranking)
 

@@ -125,8 +125,6 @@ class CompiledQuery:
 
     sql: str
     restricted_sql: str | None = None
-    #: Similarity slots, in order: the backend binds one score vector per slot.
-    slots: int = 0
     #: The slot the query is ranked by, when restricted_sql is set.
     ranking_slot: int | None = None
 
@@ -149,8 +147,8 @@ class SqlDialect(ABC):
         """(schema, name) of the relation the SQL reads for a published ``TapTable``."""
 
     @abstractmethod
-    def compile(self, tree, *, ranking_slot: int | None, ranking_alias: str | None,
-                slots: int) -> CompiledQuery:
+    def compile(self, tree, *, ranking_slot: int | None,
+                ranking_alias: str | None) -> CompiledQuery:
         """This engine's SQL for a translated sqlglot tree (which it may change)."""
 
 

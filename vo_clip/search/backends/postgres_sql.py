@@ -195,13 +195,13 @@ class PostgresDialect(SqlDialect):
             return self.schema, table.sql_name
         return self.schema, "tap_schema_" + table.short_name  # an operator may have its own
 
-    def compile(self, tree, *, ranking_slot, ranking_alias, slots) -> CompiledQuery:
+    def compile(self, tree, *, ranking_slot, ranking_alias) -> CompiledQuery:
         tree = _pgsphere(tree)
         sql = _render(_scores_as_arrays(tree.copy(), None))
         restricted = None
         if ranking_slot is not None:
             restricted = _render(_with_candidates(tree.copy(), ranking_slot, ranking_alias))
-        return CompiledQuery(sql, restricted, slots=slots, ranking_slot=ranking_slot)
+        return CompiledQuery(sql, restricted, ranking_slot=ranking_slot)
 
 
 def score_parameters(query: CompiledQuery, scores, candidates: np.ndarray | None) -> dict:

@@ -134,10 +134,6 @@ def _geometry(name: str):
     return lambda state: geometry.sql_function(name)
 
 
-def _plain(fn):
-    return lambda state: fn
-
-
 #: SQLite's own functions for ADQL's, by ADQL name; the rest are vo_clip's.
 _NATIVE = {
     "ABS": "abs", "CEILING": "ceil", "DEGREES": "degrees", "EXP": "exp", "FLOOR": "floor",
@@ -222,7 +218,7 @@ class SqliteDialect(SqlDialect):
         schema, _, name = table.sql_name.rpartition(".")
         return schema or None, name
 
-    def compile(self, tree, *, ranking_slot, ranking_alias, slots) -> CompiledQuery:
+    def compile(self, tree, *, ranking_slot, ranking_alias) -> CompiledQuery:
         _cone_fast_path(tree)
         restricted = None
         if ranking_slot is not None:
@@ -231,8 +227,7 @@ class SqliteDialect(SqlDialect):
                                           read="sqlite")
             condition.this.replace(exp.column("row_index", table=ranking_alias, quoted=True))
             restricted = ranked.where(condition, append=True, copy=False).sql(dialect="sqlite")
-        return CompiledQuery(tree.sql(dialect="sqlite"), restricted, slots=slots,
-                             ranking_slot=ranking_slot)
+        return CompiledQuery(tree.sql(dialect="sqlite"), restricted, ranking_slot=ranking_slot)
 
 
 def _cone_fast_path(tree: exp.Select) -> None:
@@ -368,7 +363,6 @@ class SqliteBackend(CatalogBackend):
     def _connect(self) -> tuple[sqlite3.Connection, SessionState]:
         db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
         state = SessionState(did_prefix=f"ivo://{self.authority}/vo_clip?")
-        state.cancelled = _never
         db.execute("PRAGMA case_sensitive_like = ON")  # ADQL LIKE is case-sensitive
         register_functions(db, state)
         db.execute("ATTACH ? AS tap_schema", (self._schema_uri,))
