@@ -67,6 +67,16 @@ log = logging.getLogger(__name__)
 
 _HUB_PREFIX = "hf-hub:"
 
+# open_clip knows a Hugging Face text tower by its model_type; MPNet (the demo model's
+# all-mpnet-base-v2) is not among them. Its config names its sizes as BERT's does.
+open_clip.hf_model.arch_dict.setdefault("mpnet", {
+    "config_names": {"context_length": "max_position_embeddings", "vocab_size": "vocab_size",
+                     "width": "hidden_size", "heads": "num_attention_heads",
+                     "layers": "num_hidden_layers", "layer_attr": "layer",
+                     "token_embeddings_attr": "embeddings"},
+    "pooler": "mean_pooler",
+})
+
 
 class ClipModel:
     """A CLIP model ready to embed text and images, with the card that describes it."""
