@@ -51,7 +51,7 @@ def load_text_encoder(spec: str, *, device: str = "cpu",
     from .checkpoint import read_card
 
     card = read_card(checkpoint)
-    tower = _bert_tower(card)
+    tower = _fast_tower(card)
     if tower is None:
         return None
     import torch  # a GPU build would pick CUDA for 'auto'; this path is for the CPU only
@@ -75,7 +75,7 @@ def text_encoder_of(model, *, trim: bool = True) -> "TextEncoder | None":
     """
     if getattr(model, "device", "cpu") != "cpu":
         return None
-    tower = _bert_tower(model.card)
+    tower = _fast_tower(model.card)
     text = getattr(model.module, "text", None)
     if tower is None or text is None or not hasattr(text, "transformer"):
         return None
@@ -86,8 +86,8 @@ def text_encoder_of(model, *, trim: bool = True) -> "TextEncoder | None":
     return encoder
 
 
-def _bert_tower(card) -> Path | None:
-    """The directory of the card's text tower, if it is a BERT this module can run."""
+def _fast_tower(card) -> Path | None:
+    """The directory of the card's text tower, if it is one this module can run (a BERT)."""
     text_cfg = card.architecture.get("text_cfg", {})
     if (not card.fingerprint or text_cfg.get("hf_pooler_type") != "mean_pooler"
             or text_cfg.get("hf_proj_type") != "linear"
@@ -182,14 +182,22 @@ class TextEncoder:
         return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
 
     def _forward(self, ids):
-        import torch
+        import torch.nn.functional as F
+
+        mask = (ids != self._pad_id).long()
+        if self.trim:  # padding changes nothing but the float32 rounding (masked out)
+            keep = int(mask.sum(-1).max())
+            ids, mask = ids[:, :keep], mask[:, :keep]
+        x = self._bert(ids, mask)
+        pooled = (x * mask.unsqueeze(-1)).sum(dim=1) / mask.sum(-1, keepdim=True)
+        return F.normalize(F.linear(pooled, self._projection), dim=-1)
+
+    def _layer_ops(self):
         import torch.nn.functional as F
 
         w, cfg = self._weights, self._config
         eps = cfg.get("layer_norm_eps", 1e-12)
-        heads = cfg["num_attention_heads"]
         hidden = cfg["hidden_size"]
-        size = hidden // heads
 
         def norm(x, name):
             return F.layer_norm(x, (hidden,), w[f"{name}.weight"], w[f"{name}.bias"], eps)
@@ -197,10 +205,16 @@ class TextEncoder:
         def dense(x, name):
             return F.linear(x, w[f"{name}.weight"], w[f"{name}.bias"])
 
-        mask = (ids != self._pad_id).long()
-        if self.trim:  # padding changes nothing but the float32 rounding (masked out)
-            keep = int(mask.sum(-1).max())
-            ids, mask = ids[:, :keep], mask[:, :keep]
+        return norm, dense
+
+    def _bert(self, ids, mask):
+        """The last hidden states of transformers' ``BertModel`` (SDPA attention)."""
+        import torch
+        import torch.nn.functional as F
+
+        w, cfg = self._weights, self._config
+        norm, dense = self._layer_ops()
+        size = cfg["hidden_size"] // cfg["num_attention_heads"]
         batch, length = ids.shape
         positions = torch.arange(length)
         x = F.embedding(ids, w["embeddings.word_embeddings.weight"])
@@ -224,8 +238,7 @@ class TextEncoder:
                      f"{p}.attention.output.LayerNorm")
             h = F.gelu(dense(x, f"{p}.intermediate.dense"))
             x = norm(dense(h, f"{p}.output.dense") + x, f"{p}.output.LayerNorm")
-        pooled = (x * mask.unsqueeze(-1)).sum(dim=1) / mask.sum(-1, keepdim=True)
-        return F.normalize(F.linear(pooled, self._projection), dim=-1)
+        return x
 
 
 class _OneThread:
