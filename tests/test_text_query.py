@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +15,10 @@ from conftest import run_cli
 
 from vo_clip.config import Config
 from vo_clip.errors import QueryError
-from vo_clip.ml.model import load_model
+from vo_clip.ml import text_query
+from vo_clip.ml.model import create_model, load_model
 from vo_clip.ml.text_query import TextEncoder, load_text_encoder, text_encoder_of
+from vo_clip.ml.towers import KNOWN_TOWERS, MPNET, resolve_text_tower
 
 TEXTS = [
     "spiral galaxy",
@@ -198,3 +203,97 @@ def test_a_text_query_process_imports_no_open_clip(demo_index, tmp_path):
                             env={**os.environ}, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# -- an MPNet text tower (all-mpnet-base-v2, the demo model's next one) -------------------
+
+#: The demo model's architecture with all-mpnet-base-v2 as its text tower.
+MPNET_ARCHITECTURE = {
+    "embed_dim": 768,
+    "vision_cfg": {"layers": [1, 1, 1, 1], "width": 32, "image_size": 96},
+    "text_cfg": {"hf_model_name": MPNET, "hf_tokenizer_name": MPNET,
+                 "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear",
+                 "context_length": 128},
+}
+#: Short texts of different lengths: padded to the longest, trimming cuts the rest.
+SHORT_TEXTS = ["globular cluster", "comet", "barred spiral galaxy with a star-forming ring",
+               "  a globular   cluster &amp; its &lt;halo&gt;\n", "CafÃ© naïve — Ångström Ω 星系"]
+LONG_TEXT = TEXTS[5]  # more than 128 tokens: truncated at the context length
+
+
+@pytest.fixture(scope="module")
+def mpnet(tmp_path_factory):
+    """A checkpoint with the MPNet tower left out of it (as the demo checkpoint leaves its
+    tower out), as open_clip loads it, as the fast path loads it, and trimmed."""
+    path = tmp_path_factory.mktemp("mpnet") / "mpnet.safetensors"
+    model = create_model(MPNET_ARCHITECTURE, {"mean": [0.1] * 3, "std": [0.2] * 3}, seed=0,
+                         name="mpnet test model", device="cpu")
+    model.card = dataclasses.replace(model.card,
+                                     external={"text.transformer": KNOWN_TOWERS[MPNET]})
+    model.save(path, half=True)
+    del model
+    full = load_model(str(path), device="cpu")
+    return full, load_text_encoder(str(path)), text_encoder_of(full)
+
+
+def test_mpnet_tokens_are_open_clips(mpnet):
+    full, fast, _ = mpnet
+    texts = [*SHORT_TEXTS, LONG_TEXT]
+    tokens = fast.tokenize(texts)
+    assert torch.equal(tokens, full.tokenize(texts))
+    assert tokens.shape == (len(texts), 128)
+    assert (tokens[:-1] == 1).any(dim=1).all()  # padded with MPNet's <pad>
+    assert not (tokens[-1] == 1).any()  # truncated, ending in </s>
+    assert tokens[-1, -1] == 2
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_mpnet_vectors_are_open_clips(mpnet, threads, count):
+    """Stated tolerance: 1e-6 per component (measured: under 1e-7). On the same number
+    of threads the operations are the same, so the vectors are bit for bit the same; a
+    few texts run on one thread in the fast encoder (see ``_one_thread``)."""
+    full, fast, _ = mpnet
+    assert isinstance(fast, TextEncoder) and not fast.trim
+    assert fast.fingerprint == full.fingerprint
+    threads(count)
+    batches = [["globular cluster"], [LONG_TEXT], SHORT_TEXTS, [*SHORT_TEXTS, LONG_TEXT],
+               TEXTS]  # TEXTS: more than a few texts, so both run on `count` threads
+    for batch in batches:
+        got, expected = fast.encode_text(batch), full.encode_text(batch)
+        assert got.shape == expected.shape == (len(batch), 768)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=0, atol=1e-6)
+        if count == 1 or len(batch) > text_query._FEW_TEXTS:
+            assert np.array_equal(got, expected)
+
+
+def test_mpnet_trimmed_tokens_are_within_float32_rounding(mpnet):
+    """Trimming keeps each text's tokens and positions; the relative position bias
+    depends only on those, so only the rounding changes."""
+    full, fast, trimmed = mpnet
+    assert trimmed.trim  # and shares the model's weights:
+    assert trimmed._projection.data_ptr() == full.module.text.proj.weight.data_ptr()
+    untrimmed = text_encoder_of(full, trim=False)
+    for batch in [["globular cluster"], SHORT_TEXTS, [LONG_TEXT], [*SHORT_TEXTS, LONG_TEXT]]:
+        expected = fast.encode_text(batch)
+        np.testing.assert_allclose(trimmed.encode_text(batch), expected, rtol=0, atol=1e-6)
+        assert np.array_equal(untrimmed.encode_text(batch), expected)
+    assert trimmed.tokenize(SHORT_TEXTS).shape[1] == 128  # cut in the forward pass, not here
+
+
+def test_only_bert_and_mpnet_towers_with_their_settings_qualify(mpnet, tmp_path):
+    """A tower type or MPNet bucket count the fast path does not run loads the full model."""
+    card = mpnet[0].card
+    source = Path(resolve_text_tower(MPNET))
+    assert text_query._fast_tower(card) == source
+    config = json.loads((source / "config.json").read_text())
+    (tmp_path / "tokenizer.json").write_bytes((source / "tokenizer.json").read_bytes())
+    for change, qualifies in [({}, True), ({"model_type": "roberta"}, False),
+                              ({"relative_attention_num_buckets": 64}, False),
+                              ({"hidden_act": "gelu_new"}, False)]:
+        (tmp_path / "config.json").write_text(json.dumps({**config, **change}))
+        text_cfg = {**card.architecture["text_cfg"], "hf_model_name": f"path:{tmp_path}",
+                    "hf_tokenizer_name": f"path:{tmp_path}"}
+        other = dataclasses.replace(
+            card, architecture={**card.architecture, "text_cfg": text_cfg})
+        assert (text_query._fast_tower(other) == tmp_path) is qualifies, change

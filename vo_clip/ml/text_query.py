@@ -1,19 +1,21 @@
-"""Text queries without open_clip: the text half of a checkpoint whose text tower is BERT.
+"""Text queries without open_clip: the text half of a checkpoint whose text tower is a
+BERT or an MPNet.
 
 A new ``vo-clip query "text"`` process spent most of its time importing: open_clip
 pulls in torchvision (and through it torch._dynamo), transformers its auto-model
 machinery, some 10-25 s on two busy cores, although a text query runs only the text
 tower. For a vo_clip checkpoint whose text tower is a BERT encoder from Hugging Face
-(the demo model's all-MiniLM-L6-v2), :func:`load_text_encoder` builds that tower from
-torch operations alone, reading the tower's safetensors and the checkpoint's projection
-directly, and tokenizes with the ``tokenizers`` library.
+(all-MiniLM-L6-v2) or an MPNet one (all-mpnet-base-v2), :func:`load_text_encoder`
+builds that tower from torch operations alone, reading the tower's safetensors and the
+checkpoint's projection directly, and tokenizes with the ``tokenizers`` library.
 
 It computes what :meth:`vo_clip.ml.model.ClipModel.encode_text` computes, in the same
 operations and order (open_clip's ``HFTextEncoder`` over transformers' ``BertModel``
-with SDPA attention, mean pooling, linear projection, normalisation), so the vectors
-are the same to float32 rounding: the tests compare the two. Anything else (another
-tower type, a model directory, an open_clip architecture) returns ``None`` and the
-caller loads the full model.
+with SDPA attention, or over its ``MPNetModel``, whose attention is written out in
+eager operations with a relative position bias; then mean pooling, linear projection,
+normalisation), so the vectors are the same to float32 rounding: the tests compare the
+two. Anything else (another tower type, a model directory, an open_clip architecture)
+returns ``None`` and the caller loads the full model.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import math
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -34,14 +37,22 @@ __all__ = ["TextEncoder", "checked_texts", "load_text_encoder", "text_encoder_of
 #: Up to this many texts are encoded on one intra-op thread (see :func:`_one_thread`).
 _FEW_TEXTS = 8
 
+#: The Hugging Face text tower types :class:`TextEncoder` runs.
+_FAST_TYPES = ("bert", "mpnet")
+#: transformers' ``MPNetEmbeddings.padding_idx``: fixed there, not read from the config.
+_MPNET_PADDING_IDX = 1
+#: transformers' ``MPNetEncoder`` always buckets relative positions this way (its
+#: ``compute_position_bias`` and ``relative_position_bucket`` defaults).
+_MPNET_BUCKETS, _MPNET_MAX_DISTANCE = 32, 128
+
 
 def load_text_encoder(spec: str, *, device: str = "cpu",
                       trim: bool = False) -> "TextEncoder | None":
     """The text encoder of the checkpoint named by ``spec``, or None if it has no fast form.
 
     Only the demo model and vo_clip checkpoint files qualify, on the CPU, when their
-    card names a BERT text tower with mean pooling and a linear projection. ``trim``
-    (see :class:`TextEncoder`) trades bit-identity for speed.
+    card names a BERT or MPNet text tower with mean pooling and a linear projection.
+    ``trim`` (see :class:`TextEncoder`) trades bit-identity for speed.
     """
     if device not in ("cpu", "auto"):
         return None
@@ -87,7 +98,7 @@ def text_encoder_of(model, *, trim: bool = True) -> "TextEncoder | None":
 
 
 def _fast_tower(card) -> Path | None:
-    """The directory of the card's text tower, if it is one this module can run (a BERT)."""
+    """The directory of the card's text tower, if it is a BERT or MPNet this module runs."""
     text_cfg = card.architecture.get("text_cfg", {})
     if (not card.fingerprint or text_cfg.get("hf_pooler_type") != "mean_pooler"
             or text_cfg.get("hf_proj_type") != "linear"
@@ -98,9 +109,14 @@ def _fast_tower(card) -> Path | None:
 
     tower = Path(resolve_text_tower(text_cfg["hf_model_name"]))
     config = json.loads((tower / "config.json").read_text())
-    if (config.get("model_type") != "bert" or config.get("hidden_act") != "gelu"
-            or config.get("position_embedding_type", "absolute") != "absolute"
+    kind = config.get("model_type")
+    if (kind not in _FAST_TYPES or config.get("hidden_act") != "gelu"
             or not (tower / "tokenizer.json").is_file()):
+        return None
+    if kind == "bert" and config.get("position_embedding_type", "absolute") != "absolute":
+        return None
+    if (kind == "mpnet"
+            and config.get("relative_attention_num_buckets", 32) != _MPNET_BUCKETS):
         return None
     return tower
 
@@ -124,13 +140,15 @@ def checked_texts(texts: Sequence[str]) -> list[str]:
     return texts
 
 class TextEncoder:
-    """Unit vectors for texts, like :class:`~vo_clip.ml.model.ClipModel`'s, from a BERT tower.
+    """Unit vectors for texts, like :class:`~vo_clip.ml.model.ClipModel`'s, from a BERT or
+    MPNet tower.
 
     It has what a :class:`~vo_clip.search.engine.SearchEngine` asks of a model for a text
     query: ``encode_text``, ``fingerprint``, ``card`` and ``embed_dim``. With ``trim`` the
     tokens are cut after the longest text's last one instead of padded to the context
-    length: attention and pooling mask padding out, so only the float32 rounding
-    changes (within 1e-6 per component, tested), and a short query runs ~3x quicker.
+    length: attention and pooling mask padding out (and MPNet's relative position bias
+    depends only on the positions kept), so only the float32 rounding changes (within
+    1e-6 per component, tested), and a short query runs ~3x quicker.
     """
 
     def __init__(self, card, tower: Path, weights: dict, projection, *, trim: bool = False):
@@ -188,7 +206,10 @@ class TextEncoder:
         if self.trim:  # padding changes nothing but the float32 rounding (masked out)
             keep = int(mask.sum(-1).max())
             ids, mask = ids[:, :keep], mask[:, :keep]
-        x = self._bert(ids, mask)
+        if self._config["model_type"] == "mpnet":
+            x = self._mpnet(ids, mask)
+        else:
+            x = self._bert(ids, mask)
         pooled = (x * mask.unsqueeze(-1)).sum(dim=1) / mask.sum(-1, keepdim=True)
         return F.normalize(F.linear(pooled, self._projection), dim=-1)
 
@@ -239,6 +260,78 @@ class TextEncoder:
             h = F.gelu(dense(x, f"{p}.intermediate.dense"))
             x = norm(dense(h, f"{p}.output.dense") + x, f"{p}.output.LayerNorm")
         return x
+
+    def _mpnet(self, ids, mask):
+        """The last hidden states of transformers' ``MPNetModel`` (its eager attention).
+
+        Positions count the non-padding tokens from ``padding_idx + 1`` (padding sits at
+        ``padding_idx``); there are no token-type embeddings; every layer adds the same
+        bias, looked up by the bucket of each key's position relative to the query's, to
+        its scaled scores before the padding mask.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        w, cfg = self._weights, self._config
+        norm, dense = self._layer_ops()
+        heads = cfg["num_attention_heads"]
+        size = cfg["hidden_size"] // heads
+        batch, length = ids.shape
+        real = ids.ne(_MPNET_PADDING_IDX).int()
+        positions = (torch.cumsum(real, dim=1).type_as(real) * real).long() + _MPNET_PADDING_IDX
+        x = F.embedding(ids, w["embeddings.word_embeddings.weight"])
+        x = x + F.embedding(positions, w["embeddings.position_embeddings.weight"])
+        x = norm(x, "embeddings.LayerNorm")
+        # transformers skips the mask when nothing is padding; adding zeros changes nothing
+        additive = None
+        if not bool(mask.all()):
+            additive = torch.zeros(mask.shape, dtype=x.dtype).masked_fill_(
+                ~mask.bool(), torch.finfo(x.dtype).min)[:, None, None, :]
+        bias = F.embedding(_relative_buckets(length),
+                           w["encoder.relative_attention_bias.weight"])
+        bias = bias.permute(2, 0, 1).unsqueeze(0)  # (1, heads, query, key)
+        for layer in range(cfg["num_hidden_layers"]):
+            p = f"encoder.layer.{layer}"
+
+            def split(t):
+                return t.view(batch, length, -1, size).transpose(1, 2)
+
+            q = split(dense(x, f"{p}.attention.attn.q"))
+            k = split(dense(x, f"{p}.attention.attn.k"))
+            v = split(dense(x, f"{p}.attention.attn.v"))
+            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(size)
+            scores = scores + bias
+            if additive is not None:
+                scores = scores + additive
+            a = torch.matmul(F.softmax(scores, dim=-1), v)
+            a = a.permute(0, 2, 1, 3).contiguous().view(batch, length, heads * size)
+            x = norm(dense(a, f"{p}.attention.attn.o") + x, f"{p}.attention.LayerNorm")
+            h = F.gelu(dense(x, f"{p}.intermediate.dense"))
+            x = norm(dense(h, f"{p}.output.dense") + x, f"{p}.output.LayerNorm")
+        return x
+
+
+def _relative_buckets(length: int):
+    """MPNet's (T5's) bucket of key position j relative to query position i, (i, j).
+
+    Half the buckets are for keys before the query, half for keys after it; within a
+    half, distances under a quarter of the buckets have one bucket each and longer ones
+    share logarithmically wider buckets up to the maximum distance. Computed with
+    transformers' operations (``relative_position_bucket``), so the float logarithm
+    rounds the same way at each bucket's edge.
+    """
+    import torch
+
+    place = torch.arange(length, dtype=torch.long)
+    distance = place[:, None] - place[None, :]  # query - key: positive for earlier keys
+    half = _MPNET_BUCKETS // 2
+    bucket = (distance < 0).to(torch.long) * half
+    distance = torch.abs(distance)
+    exact = half // 2
+    wide = exact + (torch.log(distance.float() / exact) / math.log(_MPNET_MAX_DISTANCE / exact)
+                    * (half - exact)).to(torch.long)
+    wide = torch.min(wide, torch.full_like(wide, half - 1))
+    return bucket + torch.where(distance < exact, distance, wide)
 
 
 class _OneThread:
