@@ -122,10 +122,26 @@ class ClipModel:
         texts = checked_texts(texts)
         out = [
             self._to_numpy(self.module.encode_text(
-                self._tokenizer(texts[i:i + batch_size]).to(self.device), normalize=True))
+                self._trimmed(self._tokenizer(texts[i:i + batch_size])).to(self.device),
+                normalize=True))
             for i in range(0, len(texts), batch_size)
         ]
         return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
+
+    def _trimmed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """A Hugging Face tower's tokens cut after the batch's last real token.
+
+        Such a tower masks padding out of attention and pooling, so the cut changes only
+        float32 rounding, and a short query stops paying for the whole context (12 MPNet
+        layers over 128 positions instead of 5). CLIP's own text transformer pools at
+        the end-of-text token over a fixed-length causal mask: its tokens stay as they are.
+        """
+        config = getattr(getattr(self.module, "text", None), "config", None)
+        pad = getattr(config, "pad_token_id", None)
+        if pad is None:
+            return tokens
+        keep = int((tokens != pad).sum(dim=1).max()) if len(tokens) else 0
+        return tokens[:, :max(keep, 1)]
 
     @torch.inference_mode()
     def encode_images(self, images: Iterable, *, batch_size: int | None = None,
@@ -501,16 +517,26 @@ def text_trunk_features(model: ClipModel, texts: Sequence[str], *,
     """Pooled outputs of the pretrained text trunk, before the projection.
 
     With the trunk locked (LiT), these never change during training, so computing them
-    once replaces the costliest part of every training step.
+    once replaces the costliest part of every training step. Texts go through in order
+    of length and each batch is cut after its longest text's last token: attention and
+    pooling mask padding out, so only float32 rounding changes, and the demo archive's
+    captions (median 33 of 128 tokens) cost a quarter of the padded forward passes.
     """
     text = model.module.text
-    out = []
-    for start in range(0, len(texts), batch_size):
-        tokens = model.tokenize(texts[start:start + batch_size]).to(model.device)
-        mask = (tokens != text.config.pad_token_id).long()
-        hidden = text.transformer(input_ids=tokens, attention_mask=mask)
-        out.append(text.pooler(hidden, mask).float().cpu())
-    return torch.cat(out)
+    pad = text.config.pad_token_id
+    tokens = model.tokenize(list(texts))
+    lengths = (tokens != pad).sum(dim=1)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    out = torch.empty(len(texts), text.config.hidden_size)
+    with torch.no_grad():  # not inference mode: training saves these for the backward pass
+        for start in range(0, len(texts), batch_size):
+            rows = order[start:start + batch_size]
+            keep = int(lengths[rows].max())
+            batch = tokens[rows, :keep].to(model.device)
+            mask = (batch != pad).long()
+            hidden = text.transformer(input_ids=batch, attention_mask=mask)
+            out[rows] = text.pooler(hidden, mask).float().cpu()
+    return out
 
 
 def text_projection(model: ClipModel) -> torch.nn.Module:

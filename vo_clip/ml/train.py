@@ -37,7 +37,7 @@ from .batches import Batch, TrainingBatches, decode_previews, same_proposal
 from .checkpoint import fingerprint
 from .freezing import apply_freezing, check_freezing, frozen_towers
 from .losses import LOSSES, clamp_temperature, contrastive_loss
-from .model import ClipModel, text_projection
+from .model import ClipModel, text_projection, text_trunk_features
 from .pairs import CAPTION_SOURCES, Pairs, archive_pairs, split_by_proposal
 from .training_run import TrainingRun
 
@@ -429,6 +429,9 @@ class _Validation:
         self.captions, self.caption_of = np.unique(pairs.captions, return_inverse=True)
         # A fixed order mixes proposals, so a validation batch has negatives as in training.
         self.order = np.random.default_rng(settings.seed + 1).permutation(len(pairs))
+        # A locked trunk gives the same pooled outputs at every validation: compute once.
+        self.trunk = (text_trunk_features(model, list(self.captions)) if batches.frozen
+                      else None)
 
     @torch.inference_mode()
     def __call__(self) -> dict:
@@ -436,7 +439,10 @@ class _Validation:
 
         self.model.module.eval()
         images = self._image_features()
-        texts = torch.from_numpy(self.model.encode_text(list(self.captions)))[self.caption_of]
+        if self.trunk is not None:
+            texts = F.normalize(text_projection(self.model)(self.trunk), dim=-1)[self.caption_of]
+        else:
+            texts = torch.from_numpy(self.model.encode_text(list(self.captions)))[self.caption_of]
         losses = []
         size = self.settings.batch_size
         for start in range(0, len(self.order) - 1, size):
