@@ -317,3 +317,68 @@ def test_only_bert_and_mpnet_towers_with_their_settings_qualify(mpnet, tmp_path)
         other = dataclasses.replace(
             card, architecture={**card.architecture, "text_cfg": text_cfg})
         assert (text_query._fast_tower(other) == tmp_path) is qualifies, change
+
+
+# -- the numpy encoder (a text query process without torch) -------------------------------
+
+def test_numpy_erf_is_within_its_stated_error():
+    import math
+
+    from vo_clip.ml.text_numpy import erf
+
+    x = np.concatenate([np.linspace(-8, 8, 400_001), [0.0, -0.0, 4.5, -4.5, 1e-300, 40.0]])
+    expected = np.array([math.erf(v) for v in x])
+    assert np.abs(erf(x) - expected).max() <= 2.1e-10
+    assert erf(np.array([np.inf, -np.inf])).tolist() == [1, -1]
+
+
+def test_numpy_relative_buckets_are_the_torch_ones():
+    from vo_clip.ml.text_numpy import relative_buckets
+
+    for length in range(1, 515):
+        assert np.array_equal(relative_buckets(length),
+                              text_query._relative_buckets(length).numpy()), length
+
+
+@pytest.fixture(scope="module")
+def numpy_demo():
+    from vo_clip.ml.text_numpy import NumpyTextEncoder
+
+    encoder = load_text_encoder("demo", backend="numpy", trim=True)
+    assert isinstance(encoder, NumpyTextEncoder) and encoder.trim
+    return encoder
+
+
+def test_numpy_encoder_matches_the_demo_model(models, numpy_demo, threads):
+    """Stated tolerance: 1e-5 per component (measured: 2.4e-7 for one text and a batch,
+    against the full model and the torch encoder)."""
+    full, fast = models
+    assert numpy_demo.fingerprint == full.fingerprint
+    assert np.array_equal(numpy_demo.tokenize(TEXTS), full.tokenize(TEXTS).numpy())
+    threads(1)
+    for batch in [[t] for t in TEXTS] + [TEXTS]:
+        got = numpy_demo.encode_text(batch)
+        assert got.dtype == np.float32 and got.shape == (len(batch), full.embed_dim)
+        np.testing.assert_allclose(got, full.encode_text(batch), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(got, fast.encode_text(batch), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=0, atol=1e-6)
+
+
+def test_numpy_encoder_untrimmed_is_within_float32_rounding(numpy_demo):
+    untrimmed = load_text_encoder("demo", backend="numpy")
+    assert not untrimmed.trim
+    np.testing.assert_allclose(untrimmed.encode_text(TEXTS[:4]), numpy_demo.encode_text(TEXTS[:4]),
+                               rtol=0, atol=1e-6)
+
+
+def test_numpy_encoder_matches_an_mpnet_model(mpnet, tmp_path):
+    """Stated tolerance: 1e-5 per component (measured: under 1e-7)."""
+    full, fast, _ = mpnet
+    checkpoint = Path(fast.spec)
+    encoder = load_text_encoder(str(checkpoint), backend="numpy", trim=True)
+    assert encoder.fingerprint == full.fingerprint
+    for batch in [["globular cluster"], [LONG_TEXT], SHORT_TEXTS, [*SHORT_TEXTS, LONG_TEXT]]:
+        got = encoder.encode_text(batch)
+        assert got.shape == (len(batch), 768)
+        np.testing.assert_allclose(got, full.encode_text(batch), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(got, fast.encode_text(batch), rtol=0, atol=1e-5)
