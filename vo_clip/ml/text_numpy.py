@@ -226,11 +226,12 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 class _BlasOneThread:
     """Run a few texts' products on one OpenBLAS thread (threadpoolctl, when installed).
 
-    Measured on the 2-core box at load 2 (``benchmarks``-style, one short query in a new
-    process): see :func:`_blas_one_thread`'s callers' notes in the report of this change;
-    a short query's products are too small to share between a busy core and an idle
-    one. The limit is process-wide, so overlapping users are counted and the last one
-    out lifts it.
+    Measured on the 2-core box at load 2.5-3.4, the demo model's forward pass for one
+    short query in a fresh process: a median 20 ms on one OpenBLAS thread, 430 ms on
+    OpenBLAS's default two (its threads spin and wait for the busy core at each of the
+    ~40 small products). One text is too little work to share. Setting the limit costs
+    under 2 ms and threadpoolctl's import 3 ms. The limit is process-wide, so overlapping
+    users (service threads) are counted and the last one out lifts it.
     """
 
     def __init__(self):
