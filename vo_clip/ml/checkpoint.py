@@ -3,7 +3,9 @@
 One file travels: the tensors (optionally stored as float16 to halve the size) and,
 in the safetensors metadata under ``vo_clip.card``, the :class:`ModelCard` as JSON.
 safetensors never unpickles, so opening a checkpoint from elsewhere runs no code, and
-its header can be read without loading the weights.
+its header can be read without loading the weights: :func:`read_card` imports no torch,
+so a process that needs only the card (``vo-clip info``, a text query's numpy encoder)
+does not pay its ~2 s import.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
 from .card import ModelCard
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["CARD_KEY", "fingerprint", "load_checkpoint", "read_card", "save_checkpoint"]
 
@@ -27,6 +30,8 @@ CARD_KEY = "vo_clip.card"
 
 def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> str:
     """sha256 over names, dtypes, shapes and bytes of the tensors, in name order."""
+    import torch
+
     digest = hashlib.sha256()
     for name in sorted(state_dict):
         tensor = state_dict[name].detach().to("cpu").contiguous()
@@ -45,7 +50,7 @@ def read_card(path: str | os.PathLike) -> ModelCard:
     """
     path = Path(path)
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(
@@ -64,6 +69,8 @@ def read_card(path: str | os.PathLike) -> ModelCard:
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[ModelCard, dict[str, torch.Tensor]]:
     """Read the card and the tensors of the checkpoint at ``path``."""
+    from safetensors.torch import load_file
+
     card = read_card(path)
     return card, load_file(str(path), device="cpu")
 
@@ -77,6 +84,8 @@ def save_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, torch.Tens
     half : bool
         Store floating-point tensors as float16 (they are cast back on load).
     """
+    from safetensors.torch import save_file
+
     tensors = {}
     for name, tensor in state_dict.items():
         tensor = tensor.detach().to("cpu").contiguous()

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import QueryError
 
-__all__ = ["TextEncoder", "checked_texts", "load_text_encoder", "text_encoder_of"]
+__all__ = ["TextEncoder", "TowerText", "checked_texts", "load_text_encoder", "text_encoder_of"]
 
 #: Up to this many texts are encoded on one intra-op thread (see :func:`_one_thread`).
 _FEW_TEXTS = 8
@@ -47,14 +47,18 @@ _MPNET_BUCKETS, _MPNET_MAX_DISTANCE = 32, 128
 
 
 def load_text_encoder(spec: str, *, device: str = "cpu", trim: bool = False,
-                      bf16: bool = False) -> "TextEncoder | None":
+                      bf16: bool = False, backend: str = "torch"):
     """The text encoder of the checkpoint named by ``spec``, or None if it has no fast form.
 
     Only the demo model and vo_clip checkpoint files qualify, on the CPU, when their
     card names a BERT or MPNet text tower with mean pooling and a linear projection.
     ``trim`` and ``bf16`` (see :class:`TextEncoder`) trade bit-identity for speed.
+    ``backend="numpy"`` gives a :class:`~vo_clip.ml.text_numpy.NumpyTextEncoder`, whose
+    process never imports torch (~2 s of a new query process on two busy cores); it
+    takes ``device="auto"`` as the CPU, since asking whether there is a GPU would import
+    torch, and one text is quicker on the CPU than CUDA's start-up.
     """
-    if device not in ("cpu", "auto"):
+    if device not in ("cpu", "auto") or backend not in ("torch", "numpy"):
         return None
     checkpoint = _checkpoint_path(spec)
     if checkpoint is None:
@@ -65,6 +69,12 @@ def load_text_encoder(spec: str, *, device: str = "cpu", trim: bool = False,
     tower = _fast_tower(card)
     if tower is None:
         return None
+    if backend == "numpy":
+        from .text_numpy import load_numpy_encoder
+
+        encoder = load_numpy_encoder(card, tower, checkpoint, trim=trim)
+        encoder.spec = spec
+        return encoder
     import torch  # a GPU build would pick CUDA for 'auto'; this path is for the CPU only
 
     if device == "auto" and torch.cuda.is_available():
@@ -140,7 +150,39 @@ def checked_texts(texts: Sequence[str]) -> list[str]:
     return texts
 
 
-class TextEncoder:
+class TowerText:
+    """What the torch and numpy text encoders share: the card, the tower's config and
+    open_clip's tokenization, and what a :class:`~vo_clip.search.engine.SearchEngine`
+    asks of a model for a text query (``fingerprint``, ``card``, ``embed_dim``)."""
+
+    def __init__(self, card, tower: Path, *, trim: bool = False):
+        from tokenizers import Tokenizer
+
+        config = json.loads((tower / "config.json").read_text())
+        context_length = int(card.architecture["text_cfg"].get("context_length", 77))
+
+        self.card = card
+        self.trim = trim
+        self.fingerprint = card.fingerprint
+        self.device = "cpu"
+        self.spec: str | None = None
+        self._config = config
+        self._pad_id = int(config.get("pad_token_id", 0))
+        self._tokenizer = Tokenizer.from_file(str(tower / "tokenizer.json"))
+        self._tokenizer.enable_truncation(context_length)
+        self._tokenizer.enable_padding(length=context_length, pad_id=self._pad_id)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.card.embed_dim
+
+    def token_ids(self, texts: Sequence[str]) -> np.ndarray:
+        """int64 token ids as open_clip's ``HFTokenizer`` makes them (same cleaning, padding)."""
+        encodings = self._tokenizer.encode_batch([_clean(t) for t in texts])
+        return np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), -1)
+
+
+class TextEncoder(TowerText):
     """Unit vectors for texts, like :class:`~vo_clip.ml.model.ClipModel`'s, from a BERT or
     MPNet tower.
 
@@ -158,19 +200,9 @@ class TextEncoder:
 
     def __init__(self, card, tower: Path, weights: dict, projection, *, trim: bool = False,
                  bf16: bool = False):
-        from tokenizers import Tokenizer
-
-        config = json.loads((tower / "config.json").read_text())
-        context_length = int(card.architecture["text_cfg"].get("context_length", 77))
-
-        self.card = card
-        self.trim = trim
-        self.fingerprint = card.fingerprint
-        self.device = "cpu"
-        self.spec: str | None = None
+        super().__init__(card, tower, trim=trim)
         import torch
 
-        self._config = config
         self._weights = weights
         self._projection = projection
         self.bf16 = bf16 and bf16_matmul_is_native()
@@ -178,21 +210,12 @@ class TextEncoder:
         self._bf16 = ({name: t.to(torch.bfloat16) for name, t in weights.items()
                        if "embeddings" not in name and "relative" not in name}
                       if self.bf16 else {})
-        self._pad_id = int(config.get("pad_token_id", 0))
-        self._tokenizer = Tokenizer.from_file(str(tower / "tokenizer.json"))
-        self._tokenizer.enable_truncation(context_length)
-        self._tokenizer.enable_padding(length=context_length, pad_id=self._pad_id)
-
-    @property
-    def embed_dim(self) -> int:
-        return self.card.embed_dim
 
     def tokenize(self, texts: Sequence[str]):
         """Token ids as open_clip's ``HFTokenizer`` makes them (same cleaning, padding)."""
         import torch
 
-        encodings = self._tokenizer.encode_batch([_clean(t) for t in texts])
-        return torch.tensor([e.ids for e in encodings], dtype=torch.long)
+        return torch.from_numpy(self.token_ids(texts))
 
     def encode_text(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """Unit vectors for ``texts``, one row each.
