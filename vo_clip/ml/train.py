@@ -90,10 +90,12 @@ class TrainSettings:
 #: The paper's fine-tuning of CLIP ViT-B/16 (OpenAI weights) on HST previews.
 PAPERCLIP_RECIPE = TrainSettings()
 
-#: The demo model: a small image tower from scratch, a locked MiniLM text tower (LiT),
+#: The demo model: a small image tower from scratch into the space of a locked sentence
+#: encoder (LiT with the projection locked too: the demo model's is the identity),
 #: re-phrased summaries as text augmentation. ``vo-clip demo --retrain-model`` runs it.
 DEMO_RECIPE = TrainSettings(epochs=20, batch_size=64, lr=5e-4, warmup_steps=50,
-                            caption_variants=4, lock_text=True, crop_scale=0.85)
+                            caption_variants=4, lock_text=True, freeze=("text",),
+                            crop_scale=0.85)
 
 RECIPES = {"paperclip": PAPERCLIP_RECIPE, "demo": DEMO_RECIPE}
 
