@@ -26,8 +26,7 @@ from typing import Sequence
 import numpy as np
 from numpy.polynomial import Chebyshev
 
-from .text_query import (_FEW_TEXTS, _MPNET_BUCKETS, _MPNET_MAX_DISTANCE,
-                         _MPNET_PADDING_IDX, TowerText, checked_texts)
+from .text_query import _MPNET_BUCKETS, _MPNET_MAX_DISTANCE, _MPNET_PADDING_IDX, TowerText
 
 __all__ = ["NumpyTextEncoder", "erf", "gelu", "load_numpy_encoder", "relative_buckets"]
 
@@ -108,20 +107,11 @@ class NumpyTextEncoder(TowerText):
         """Token ids as open_clip's ``HFTokenizer`` makes them, int64."""
         return self.token_ids(texts)
 
-    def encode_text(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """Unit vectors for ``texts``, one row each, float32.
+    def _running(self, *, few: bool):
+        return _blas_one_thread(few)
 
-        Raises
-        ------
-        QueryError
-            If a text is empty or only whitespace.
-        """
-        texts = checked_texts(texts)
-        out = []
-        with _blas_one_thread(len(texts) <= _FEW_TEXTS):
-            for i in range(0, len(texts), batch_size):
-                out.append(self._forward(self.tokenize(texts[i:i + batch_size])))
-        return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
+    def _vectors(self, ids: np.ndarray) -> np.ndarray:
+        return self._forward(ids)
 
     # -- the forward pass -------------------------------------------------------------
     def _forward(self, ids: np.ndarray) -> np.ndarray:

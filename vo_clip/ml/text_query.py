@@ -181,6 +181,28 @@ class TowerText:
         encodings = self._tokenizer.encode_batch([_clean(t) for t in texts])
         return np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), -1)
 
+    def encode_text(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Unit vectors for ``texts``, one row each, float32.
+
+        Raises
+        ------
+        QueryError
+            If a text is empty or only whitespace.
+        """
+        texts = checked_texts(texts)
+        with self._running(few=len(texts) <= _FEW_TEXTS):
+            out = [self._vectors(self.tokenize(texts[i:i + batch_size]))
+                   for i in range(0, len(texts), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
+
+    def _running(self, *, few: bool):
+        """The context a batch runs in (threads, autograd): each backend says."""
+        raise NotImplementedError
+
+    def _vectors(self, ids) -> np.ndarray:
+        """float32 unit vectors for a batch of token ids."""
+        raise NotImplementedError
+
 
 class TextEncoder(TowerText):
     """Unit vectors for texts, like :class:`~vo_clip.ml.model.ClipModel`'s, from a BERT or
@@ -195,7 +217,7 @@ class TextEncoder(TowerText):
     CPU that multiplies bfloat16 natively (:func:`bf16_matmul_is_native`; otherwise the
     flag is ignored), the layers' matrix products run in bfloat16 and the rest in
     float32: within 2e-3 per component and a cosine of 0.9999 of the float32 vector
-    (tested), ~1.6x quicker for all-mpnet-base-v2 (``benchmarks/query_encoding.py``).
+    (tested), ~1.6x quicker for all-mpnet-base-v2 on this project's 2-core AVX-512 machine.
     """
 
     def __init__(self, card, tower: Path, weights: dict, projection, *, trim: bool = False,
@@ -217,23 +239,15 @@ class TextEncoder(TowerText):
 
         return torch.from_numpy(self.token_ids(texts))
 
-    def encode_text(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """Unit vectors for ``texts``, one row each.
-
-        Raises
-        ------
-        QueryError
-            If a text is empty or only whitespace.
-        """
+    @contextlib.contextmanager
+    def _running(self, *, few: bool):
         import torch
 
-        texts = checked_texts(texts)
-        out = []
-        with torch.inference_mode(), _one_thread(len(texts) <= _FEW_TEXTS):
-            for i in range(0, len(texts), batch_size):
-                features = self._forward(self.tokenize(texts[i:i + batch_size]))
-                out.append(features.numpy().astype(np.float32, copy=False))
-        return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
+        with torch.inference_mode(), _one_thread(few):
+            yield
+
+    def _vectors(self, ids) -> np.ndarray:
+        return self._forward(ids).numpy().astype(np.float32, copy=False)
 
     def _forward(self, ids):
         import torch.nn.functional as F

@@ -11,8 +11,9 @@ scratch directory is needed for the results (the archive itself must be readable
 the same path on every node, as it is for any worker).
 
 Why the vectors are identical to the single-process path: the same model file, the same
-batches (the batch composition changes float32 sums) and the same batched CPU
-preprocessing; ``tests/test_embed_ray.py`` compares them with ``np.array_equal``.
+batches (the batch composition changes float32 sums), the same batched CPU
+preprocessing and, on the CPU, the driver's intra-op thread count (the summation order
+depends on it); ``tests/test_embed_ray.py`` compares them with ``np.array_equal``.
 
 Failures: Ray Data restarts a dead actor and runs its batch again; rows are keys, so a
 batch that ran twice writes the same row twice, never a second row. The driver counts
@@ -38,6 +39,12 @@ __all__ = ["embed_rows"]
 FAIL_ONCE_ENV = "VO_CLIP_RAY_FAIL_ONCE"
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 class RayUnavailableError(VoClipError):
     """The Ray engine was asked for but Ray cannot run it."""
 
@@ -46,9 +53,16 @@ class _Embedder:
     """One model replica: embeds one batch of previews per call."""
 
     def __init__(self, spec: str, fingerprint: str, device: str, batch_size: int,
-                 workers: int, fail_once: str | None):
+                 workers: int, fail_once: str | None, threads: int):
+        import torch
+
         from ..ml.model import load_model
 
+        # Ray sets OMP_NUM_THREADS to the actor's one CPU, and float32 convolutions sum
+        # in another order on another thread count: run on the driver's count instead,
+        # or an actor's vectors differ from the single-process ones in the last bit.
+        if device == "cpu":
+            torch.set_num_threads(threads)
         self.model = load_model(spec, device=device)
         if self.model.fingerprint != fingerprint:
             raise RuntimeError(f"model {spec} loads as {self.model.fingerprint[:12]} on this "
@@ -114,7 +128,8 @@ def embed_rows(archive, model, rows: list[int], matrix: np.ndarray, *,
         fn_constructor_kwargs={"spec": model.spec, "fingerprint": model.fingerprint,
                                "device": device, "batch_size": batch_size,
                                "workers": workers,
-                               "fail_once": os.environ.get(FAIL_ONCE_ENV)})
+                               "fail_once": os.environ.get(FAIL_ONCE_ENV),
+                               "threads": _torch_threads()})
     received = np.zeros(len(matrix), dtype=np.int32)
     with tqdm(total=len(rows), desc=f"embedding previews on Ray ({actors} actors)",
               unit="preview", disable=not progress, smoothing=0) as bar:
