@@ -7,7 +7,7 @@ import pytest
 
 from vo_clip.vo.adql import FUNCTIONS, translate
 from vo_clip.vo.faults import LimitFault, UsageFault
-from vo_clip.vo.vosi import TapLimits
+from vo_clip.vo.limits import TapLimits
 
 ACCEPTED = [
     # taplint

@@ -90,7 +90,7 @@ def test_lookups_in_process_outlive_an_expired_query_limit(tiny_index):
     counted over its executions, so repeat each lookup until it would have been."""
     from vo_clip.search.index import EmbeddingIndex
     from vo_clip.vo.tap import TapService
-    from vo_clip.vo.vosi import TapLimits
+    from vo_clip.vo.limits import TapLimits
 
     tap = TapService(EmbeddingIndex.open(tiny_index), limits=TapLimits(sync_execution_limit=1))
     tap.execute({"LANG": "ADQL", "QUERY": "SELECT TOP 1 obs_id FROM ivoa.ObsCore"},

@@ -19,7 +19,7 @@ from vo_clip.vo import tap as tap_module
 from vo_clip.vo.faults import LimitFault, TransientFault, UsageFault
 from vo_clip.search.backends import CompiledQuery, StatementRefused
 from vo_clip.vo.tap import TapService
-from vo_clip.vo.vosi import TapLimits
+from vo_clip.vo.limits import TapLimits
 
 BASE = "http://127.0.0.1:9999"
 

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .errors import VoClipError
-from .vo.uws import UwsLimits
-from .vo.vosi import TapLimits
+from .vo.limits import TapLimits, UwsLimits
 
 if sys.version_info >= (3, 11):
     import tomllib

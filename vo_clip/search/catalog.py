@@ -253,6 +253,6 @@ def _like_prefix(text: str) -> str:
 
 def _register_functions(db: sqlite3.Connection) -> None:
     """The cone filter's distance: the same function, from the same table, as in TAP."""
-    from .backends.sqlite import register_functions
+    from .backends.sqlite_functions import register_functions
 
     register_functions(db, None, only={"vo_clip_angdist"})

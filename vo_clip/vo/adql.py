@@ -36,8 +36,9 @@ from ..search.backends import CompiledQuery, SqlDialect, post_order
 from ..search.backends.functions import GEOMETRY_FUNCTIONS, AdqlFunction, adql_functions
 from ..search.backends.sqlite import SqliteDialect
 from .faults import LimitFault, UsageFault
+from .limits import TapLimits
 from .schema import TapColumn, TapTable, published_tables
-from .vosi import TapLimits, Udf
+from .vosi import Udf
 
 __all__ = ["GEOMETRY_FUNCTIONS", "UDFS", "OutputColumn", "Ranking", "Similarity",
            "Translation", "translate"]

@@ -23,8 +23,8 @@ import numpy as np
 from PIL import Image
 
 from .faults import LimitFault, UsageFault
+from .limits import TapLimits
 from .ranked import adql_string, ranked_adql
-from .vosi import TapLimits
 
 __all__ = ["MAX_IMAGE_BYTES", "MAX_PIXELS", "UPLOAD_KEY", "ImageQuery", "read_query_image"]
 

@@ -55,8 +55,9 @@ from ..config import Config
 from ..errors import VoClipError
 from ..timestamps import SECONDS_FORMAT, utc_seconds
 from .datalink import DATALINK_CONTENT_TYPE, DATALINK_STANDARD_ID
+from .limits import TapLimits
 from .schema import published_tables
-from .vosi import TapLimits, capabilities_xml, tableset_xml
+from .vosi import capabilities_xml, tableset_xml
 from .xmldoc import serialize
 from .xmldoc import sub as _sub
 

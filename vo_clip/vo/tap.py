@@ -41,11 +41,11 @@ from .damage import damaged_catalog_fault
 from .datalink import links_descriptor
 from .faults import DALIFault, FatalFault, LimitFault, TransientFault, UsageFault
 from .formats import OutputFormat, output_format
+from .limits import TapLimits
 from .lookups import Lookups
 from .schema import published_tables
 from .tap_schema import tap_schema_rows
 from .timing import StageClock, StageRecorder
-from .vosi import TapLimits
 from .votable import Field, write_delimited, write_votable
 
 __all__ = ["APPROXIMATE_INFO", "LANGUAGES", "QueryResult", "TapService"]

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .faults import DALIFault, LimitFault, NotFoundFault, TransientFault, UsageFault
+from .limits import UwsLimits
 from .uws_store import RESULT_NAME, UPDATABLE, JobStore, SqliteJobStore
 from .xmldoc import sub
 
@@ -138,41 +139,6 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 STOPPED_MESSAGE = "the service stopped while this job was executing; submit it again"
 INTERNAL_MESSAGE = "FatalFault: internal error while executing the job"
 _REAP_GRACE_S = 5.0
-
-
-@dataclass(frozen=True)
-class UwsLimits:
-    """Limits of the job service: times in seconds, and what the jobs may hold.
-
-    Attributes
-    ----------
-    execution_default, execution_max : int
-        Execution duration of a new job, and the most a client may ask for (0, UWS's
-        "unlimited", is granted as ``execution_max``).
-    destruction_default, destruction_max : int
-        Lifetime of a job after its creation, by default and at most.
-    wait_max : int
-        Cap of a blocking ``WAIT`` (``WAIT=-1`` means this cap).
-    blocking_waits : int
-        ``WAIT`` requests allowed to block at once; further ones return at once.
-    job_max_count : int
-        Jobs stored at once (until their destruction); a new one beyond is refused.
-    job_max_parameters : int
-        Parameters of one job.
-    job_parameter_max_bytes, job_parameters_max_bytes : int
-        UTF-8 bytes of one parameter's value, and of all of a job's names and values.
-    """
-
-    execution_default: int = 600
-    execution_max: int = 3600
-    destruction_default: int = 86400
-    destruction_max: int = 7 * 86400
-    wait_max: int = 60
-    blocking_waits: int = 4
-    job_max_count: int = 1000
-    job_max_parameters: int = 64
-    job_parameter_max_bytes: int = 128 * 1024
-    job_parameters_max_bytes: int = 256 * 1024
 
 
 @dataclass

@@ -29,6 +29,7 @@ from datetime import datetime
 
 from ..timestamps import utc_seconds
 from .formats import FORMATS, OutputFormat
+from .limits import TapLimits
 from .schema import SCHEMA_DESCRIPTIONS, ForeignKey, TapColumn, TapTable
 from .tap_schema import adql_column_name
 from .xmldoc import serialize as _serialize
@@ -100,58 +101,6 @@ class Udf:
         for arg in filter(None, (a.strip() for a in args.split(","))):
             if "_" in arg.split()[0]:
                 raise ValueError(f"UDF {name}: argument {arg.split()[0]!r} has an underscore")
-
-
-@dataclass(frozen=True)
-class TapLimits:
-    """Limits of the TAP service: the capability declares the first six (TAPRegExt 1.0
-    §2.4; rows and seconds), the service enforces them all.
-
-    The others bound what one request may cost; each has the name of the setting that
-    configures it (:class:`vo_clip.config.Config`), and a refusal names it.
-
-    Attributes
-    ----------
-    sync_execution_limit : int
-        Seconds a synchronous query may run (async queries run for their job's
-        execution duration).
-    lookup_time_limit : int
-        Seconds one catalog lookup (DataLink, previews, products, proposal pages) may
-        run; each lookup gets its own.
-    query_max_length : int
-        Characters in an ADQL query.
-    query_max_nodes : int
-        Nodes of the parsed query (``*`` counted as the columns it stands for).
-    query_max_depth : int
-        Nesting depth of the parsed query (a chain of N ORs is N deep).
-    query_max_texts : int
-        Distinct texts one query compares with (each is embedded by the model).
-    query_max_similarities : int
-        Similarity calls in one query (each scores every row).
-    query_max_string_bytes : int
-        Bytes of one string value SQL may build (SQLite ``SQLITE_LIMIT_LENGTH``).
-    result_max_bytes : int
-        Estimated size of one result (its TABLEDATA serialization).
-    image_max_pixels : int
-        Pixels of an uploaded query image, checked before it is decoded.
-    """
-
-    default_maxrec: int = 10000
-    hard_maxrec: int = 100000
-    retention_default: int = 86400
-    retention_hard: int = 604800
-    execution_default: int = 600
-    execution_hard: int = 3600
-    sync_execution_limit: int = 60
-    lookup_time_limit: int = 10
-    query_max_length: int = 100_000
-    query_max_nodes: int = 10_000
-    query_max_depth: int = 250
-    query_max_texts: int = 10
-    query_max_similarities: int = 50
-    query_max_string_bytes: int = 1_000_000
-    result_max_bytes: int = 64 * 1024 * 1024
-    image_max_pixels: int = 40_000_000
 
 
 # -- serialization ----------------------------------------------------------------------
