@@ -7,8 +7,9 @@ Three measurements in one run, each with the load average printed next to it (th
    ``vo-clip query TEXT`` (text tower only, :mod:`vo_clip.ml.text_query`) and the same
    search through the full open_clip model, as ``vo-clip query`` did before;
 2. one new text's encoding in ms: the full model on the main thread and on a worker
-   thread (the default two intra-op threads), the text-only encoder (one thread, padded
-   to 128 tokens: bit-identical) and the trimmed encoder the TAP service uses;
+   thread, the text-only encoder padded to 128 tokens and the trimmed one the TAP
+   service uses, each on the threads a query's few texts get (two where OpenMP's
+   waiting threads sleep, as under ``vo-clip serve``, which this benchmark mirrors);
 3. synchronous TAP similarity queries over HTTP on the demo index, p50 and p95, with
    the trimmed encoder (now) and with the full model's ``encode_text`` (before); every
    request uses a new text, so the service's vector cache never helps.
@@ -168,7 +169,12 @@ def main(argv=None) -> None:
     parser.add_argument("--processes", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args(argv)
-    print(f"{os.cpu_count()} cores, {load()}")
+    from vo_clip.openmp import sleep_while_waiting
+
+    passive = sleep_while_waiting()  # as `vo-clip serve` does, before torch loads
+    print(f"{os.cpu_count()} cores, {load()}, OpenMP's waiting threads "
+          f"{'sleep' if passive else 'spin'} (OMP_WAIT_POLICY "
+          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')})")
     cli(args.processes)
     encoding(args.repeats)
     tap(args.repeats)

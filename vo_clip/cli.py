@@ -484,6 +484,9 @@ def serve(config: Config, host, port, threads, base_url, postgres_dsn):
 
     Point TOPCAT's TAP window or pyvo.dal.TAPService at http://HOST:PORT/tap.
     """
+    from .openmp import sleep_while_waiting
+
+    sleep_while_waiting()  # before torch loads: a query's text then encodes on two threads
     from service.app import close_app, create_app
     from service.server import create_server
 

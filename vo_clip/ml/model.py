@@ -48,7 +48,7 @@ from .card import ModelCard
 from .checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from .convert import hf_clip_to_open_clip, is_hf_clip_dir, read_hf_clip_dir
 from .pixels import Preprocess, decoded_batches, embedding_settings, read_image
-from .text_query import _FEW_TEXTS, _one_thread, checked_texts
+from .text_query import _FEW_TEXTS, _query_threads, checked_texts
 
 __all__ = [
     "ClipModel",
@@ -120,9 +120,10 @@ class ClipModel:
             If a text is empty or only whitespace.
         """
         texts = checked_texts(texts)
-        # A query's few texts run on one intra-op thread (see text_query._OneThread: on
-        # busy cores two threads took 2.5 s per query where one took 0.37 s).
-        with _one_thread(self.device == "cpu" and len(texts) <= _FEW_TEXTS):
+        # A query's few texts run on one intra-op thread, or two whose waits sleep (see
+        # text_query._QueryThreads: on busy cores two spinning threads took 2.5 s per
+        # query where one took 0.37 s).
+        with _query_threads(self.device == "cpu" and len(texts) <= _FEW_TEXTS):
             out = [
                 self._to_numpy(self.module.encode_text(
                     self._trimmed(self._tokenizer(texts[i:i + batch_size])).to(self.device),

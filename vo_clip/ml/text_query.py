@@ -9,13 +9,14 @@ tower. For a vo_clip checkpoint whose text tower is a BERT encoder from Hugging 
 builds that tower from torch operations alone, reading the tower's safetensors and the
 checkpoint's projection directly, and tokenizes with the ``tokenizers`` library.
 
-It computes what :meth:`vo_clip.ml.model.ClipModel.encode_text` computes, in the same
-operations and order (open_clip's ``HFTextEncoder`` over transformers' ``BertModel``
-with SDPA attention, or over its ``MPNetModel``, whose attention is written out in
-eager operations with a relative position bias; then mean pooling, linear projection,
-normalisation), so the vectors are the same to float32 rounding: the tests compare the
-two. Anything else (another tower type, a model directory, an open_clip architecture)
-returns ``None`` and the caller loads the full model.
+It computes what :meth:`vo_clip.ml.model.ClipModel.encode_text` computes (open_clip's
+``HFTextEncoder`` over transformers' ``BertModel`` or ``MPNetModel``, whose attention
+adds a relative position bias; then mean pooling, linear projection, normalisation)
+in forms quicker for a query's few tokens: the weights packed for oneDNN, query, key
+and value in one product, attention in one fused kernel. Only the float32 rounding
+differs (within 1e-6 per component; the tests compare the two). Anything else
+(another tower type, a model directory, an open_clip architecture) returns ``None``
+and the caller loads the full model.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import QueryError
+from ..openmp import few_text_threads
 
 __all__ = ["TextEncoder", "TowerText", "checked_texts", "load_text_encoder", "text_encoder_of"]
 
-#: Up to this many texts are encoded on one intra-op thread (see :func:`_one_thread`).
+#: Up to this many texts are a query's few (see :class:`_QueryThreads`).
 _FEW_TEXTS = 8
 
 #: The Hugging Face text tower types :class:`TextEncoder` runs.
@@ -209,15 +211,17 @@ class TextEncoder(TowerText):
     MPNet tower.
 
     It has what a :class:`~vo_clip.search.engine.SearchEngine` asks of a model for a text
-    query: ``encode_text``, ``fingerprint``, ``card`` and ``embed_dim``. With ``trim`` the
-    tokens are cut after the longest text's last one instead of padded to the context
-    length: attention and pooling mask padding out (and MPNet's relative position bias
-    depends only on the positions kept), so only the float32 rounding changes (within
-    1e-6 per component, tested), and a short query runs ~3x quicker. With ``bf16``, on a
-    CPU that multiplies bfloat16 natively (:func:`bf16_matmul_is_native`; otherwise the
-    flag is ignored), the layers' matrix products run in bfloat16 and the rest in
-    float32: within 2e-3 per component and a cosine of 0.9999 of the float32 vector
-    (tested), ~1.6x quicker for all-mpnet-base-v2 on this project's 2-core AVX-512 machine.
+    query: ``encode_text``, ``fingerprint``, ``card`` and ``embed_dim``. Its weights are
+    packed for oneDNN where this torch can (:func:`_layer_products`: ~1.7x quicker per
+    query on two threads), a copy the size of the tower. With ``trim`` the tokens are
+    cut after the longest text's last one instead of padded to the context length:
+    attention and pooling mask padding out (and MPNet's relative position bias depends
+    only on the positions kept), so only the float32 rounding changes (within 1e-6 per
+    component, tested), and a short query runs ~3x quicker. With ``bf16``, on a CPU that
+    multiplies bfloat16 natively (:func:`bf16_matmul_is_native`; otherwise the flag is
+    ignored), the layers' matrix products run in bfloat16 and the rest in float32:
+    within 2e-3 per component and a cosine of 0.9999 of the float32 vector (tested),
+    ~1.6x quicker for all-mpnet-base-v2 on a 2-core AVX-512 machine.
     """
 
     def __init__(self, card, tower: Path, weights: dict, projection, *, trim: bool = False,
@@ -228,10 +232,10 @@ class TextEncoder(TowerText):
         self._weights = weights
         self._projection = projection
         self.bf16 = bf16 and bf16_matmul_is_native()
-        # bfloat16 copies of the layers' matrices (the embeddings stay float32)
-        self._bf16 = ({name: t.to(torch.bfloat16) for name, t in weights.items()
-                       if "embeddings" not in name and "relative" not in name}
-                      if self.bf16 else {})
+        self._packed = not self.bf16 and _can_pack()
+        self._products = _layer_products(weights, self._config,
+                                         torch.bfloat16 if self.bf16 else torch.float32,
+                                         pack=self._packed)
 
     def tokenize(self, texts: Sequence[str]):
         """Token ids as open_clip's ``HFTokenizer`` makes them (same cleaning, padding)."""
@@ -243,7 +247,7 @@ class TextEncoder(TowerText):
     def _running(self, *, few: bool):
         import torch
 
-        with torch.inference_mode(), _one_thread(few):
+        with torch.inference_mode(), _query_threads(few):
             yield
 
     def _vectors(self, ids) -> np.ndarray:
@@ -264,22 +268,22 @@ class TextEncoder(TowerText):
         return F.normalize(F.linear(pooled, self._projection), dim=-1)
 
     def _layer_ops(self):
+        import torch
         import torch.nn.functional as F
 
         w, cfg = self._weights, self._config
         eps = cfg.get("layer_norm_eps", 1e-12)
         hidden = cfg["hidden_size"]
+        products, packed = self._products, self._packed
 
         def norm(x, name):
             return F.layer_norm(x, (hidden,), w[f"{name}.weight"], w[f"{name}.bias"], eps)
 
-        half = self._bf16
-
         def dense(x, name):
-            if half:  # bfloat16 products, float32 everywhere else
-                return F.linear(x.to(half[f"{name}.weight"].dtype), half[f"{name}.weight"],
-                                half[f"{name}.bias"]).float()
-            return F.linear(x, w[f"{name}.weight"], w[f"{name}.bias"])
+            weight, bias = products[name]
+            if packed:
+                return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+            return F.linear(x.to(weight.dtype), weight, bias).to(x.dtype)
 
         return norm, dense
 
@@ -302,11 +306,9 @@ class TextEncoder(TowerText):
             p = f"encoder.layer.{layer}"
 
             def split(t):
-                return t.view(batch, length, -1, size).transpose(1, 2)
+                return t.reshape(batch, length, -1, size).transpose(1, 2)
 
-            q = split(dense(x, f"{p}.attention.self.query"))
-            k = split(dense(x, f"{p}.attention.self.key"))
-            v = split(dense(x, f"{p}.attention.self.value"))
+            q, k, v = map(split, dense(x, f"{p}.attention.self.qkv").chunk(3, dim=-1))
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=attend, dropout_p=0.0,
                                                scale=size ** -0.5, is_causal=False)
             a = a.transpose(1, 2).contiguous().reshape(batch, length, -1).contiguous()
@@ -337,33 +339,101 @@ class TextEncoder(TowerText):
         x = F.embedding(ids, w["embeddings.word_embeddings.weight"])
         x = x + F.embedding(positions, w["embeddings.position_embeddings.weight"])
         x = norm(x, "embeddings.LayerNorm")
-        # transformers skips the mask when nothing is padding; adding zeros changes nothing
-        additive = None
-        if not bool(mask.all()):
-            additive = torch.zeros(mask.shape, dtype=x.dtype).masked_fill_(
-                ~mask.bool(), torch.finfo(x.dtype).min)[:, None, None, :]
         bias = F.embedding(_relative_buckets(length),
                            w["encoder.relative_attention_bias.weight"])
         bias = bias.permute(2, 0, 1).unsqueeze(0)  # (1, heads, query, key)
+        if not bool(mask.all()):  # padding: a large negative score, as transformers adds
+            bias = bias + torch.zeros(mask.shape, dtype=x.dtype).masked_fill_(
+                ~mask.bool(), torch.finfo(x.dtype).min)[:, None, None, :]
         for layer in range(cfg["num_hidden_layers"]):
             p = f"encoder.layer.{layer}"
 
             def split(t):
-                return t.view(batch, length, -1, size).transpose(1, 2)
+                return t.reshape(batch, length, -1, size).transpose(1, 2)
 
-            q = split(dense(x, f"{p}.attention.attn.q"))
-            k = split(dense(x, f"{p}.attention.attn.k"))
-            v = split(dense(x, f"{p}.attention.attn.v"))
-            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(size)
-            scores = scores + bias
-            if additive is not None:
-                scores = scores + additive
-            a = torch.matmul(F.softmax(scores, dim=-1), v)
-            a = a.permute(0, 2, 1, 3).contiguous().view(batch, length, heads * size)
+            q, k, v = map(split, dense(x, f"{p}.attention.attn.qkv").chunk(3, dim=-1))
+            # softmax(q k^T / sqrt(size) + bias) v, as transformers' eager attention
+            # writes it out, in one fused kernel
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=0.0,
+                                               scale=size ** -0.5, is_causal=False)
+            a = a.transpose(1, 2).reshape(batch, length, heads * size)
             x = norm(dense(a, f"{p}.attention.attn.o") + x, f"{p}.attention.LayerNorm")
             h = F.gelu(dense(x, f"{p}.intermediate.dense"))
             x = norm(dense(h, f"{p}.output.dense") + x, f"{p}.output.LayerNorm")
         return x
+
+
+def _layer_products(weights: dict, config: dict, dtype, *, pack: bool) -> dict:
+    """Each dense layer's (weight, bias) in ``dtype``, by layer name, with each
+    attention's query, key and value layers joined into one ``qkv`` product (a query
+    has few rows: one call streams the three weights at once).
+
+    With ``pack`` each weight is reordered into oneDNN's blocked layout for this CPU
+    and its instruction set, as torch's compiler prepacks a frozen model's linear
+    layers. Measured on the 2-core AMD EPYC (AVX2) with all-mpnet-base-v2, one query:
+    55-60 ms on one thread against 64-67 unpacked, 36-40 ms on two against 54-83
+    (``F.linear`` there runs on MKL, which scales badly for a few rows). Packed weights
+    are a copy (340 MB for all-mpnet-base-v2); unpacked float32 ones are shared, but
+    for the joined ``qkv`` (85 MB).
+    """
+    import torch
+
+    def pair(names):
+        def joined(kind):
+            parts = [weights[f"{n}.{kind}"] for n in names]
+            return (torch.cat(parts) if len(parts) > 1 else parts[0]).to(dtype)
+
+        weight = joined("weight")
+        if pack:
+            weight = torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_ROWS)
+        return weight, joined("bias")
+
+    if config["model_type"] == "mpnet":
+        attention, qkv = "attention.attn", ("q", "k", "v")
+    else:
+        attention, qkv = "attention.self", ("query", "key", "value")
+    joined = tuple(f".{attention}.{part}" for part in qkv)
+    products = {}
+    for name, tensor in weights.items():
+        stem = name.removesuffix(".weight")
+        if (name.endswith(".weight") and tensor.dim() == 2 and "embeddings" not in name
+                and "relative" not in name and f"{stem}.bias" in weights
+                and not stem.endswith(joined)):
+            products[stem] = pair([stem])
+    for layer in range(config["num_hidden_layers"]):
+        prefix = f"encoder.layer.{layer}.{attention}"
+        products[f"{prefix}.qkv"] = pair([f"{prefix}.{part}" for part in qkv])
+    return products
+
+
+#: The rows oneDNN lays packed weights out for: a query's tokens (median caption: 33).
+_PACK_ROWS = 16
+
+
+def _can_pack() -> bool:
+    """Whether this torch packs weights for oneDNN, tried once on a small product.
+
+    The two operations are private ones, those torch's compiler prepacks a frozen
+    model's linear layers with (``torch._inductor.fx_passes.mkldnn_fusion``); where
+    they are missing or fail, the encoder multiplies with ``F.linear``.
+    """
+    global _PACKS
+    if _PACKS is None:
+        import torch
+        import torch.nn.functional as F
+
+        try:
+            weight, bias, x = torch.randn(24, 8), torch.randn(24), torch.randn(2, 3, 8)
+            got = torch.ops.mkldnn._linear_pointwise(
+                x, torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_ROWS), bias,
+                "none", [], "")
+            _PACKS = bool(torch.allclose(got, F.linear(x, weight, bias), atol=1e-5))
+        except (AttributeError, RuntimeError):
+            _PACKS = False
+    return _PACKS
+
+
+_PACKS: bool | None = None
 
 
 def bf16_matmul_is_native() -> bool:
@@ -404,21 +474,22 @@ def _relative_buckets(length: int):
     return bucket + torch.where(distance < exact, distance, wide)
 
 
-class _OneThread:
-    """Run a few texts' forward pass on one intra-op thread.
+class _QueryThreads:
+    """Run a few texts' forward pass on the intra-op threads :func:`few_text_threads`
+    allows: one, or two where OpenMP's waiting threads sleep.
 
     Measured on the 2-core box at load 2-3: one query's forward pass from a process's
-    main thread took a median 0.9 s with torch's default two intra-op threads (the
-    OpenMP team waits for a busy core at every one of its ~40 small operations) and
-    30 ms with one, as fast as from a worker thread; one text is too little work to
-    share. The setting is process-wide, so overlapping users (service threads) are
-    counted and the last one out puts the previous value back.
+    main thread took a median 0.9 s with torch's default two intra-op threads, whose
+    OpenMP team spins for a busy core at every one of its ~70 small operations, and
+    30 ms with one, as fast as from a worker thread (:mod:`vo_clip.openmp`). The setting
+    is process-wide, so overlapping users (service threads) are counted and the last one
+    out puts the previous value back.
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._users = 0
-        self._before = 1
+        self._before = self._threads = 1
 
     @contextlib.contextmanager
     def __call__(self, wanted: bool):
@@ -430,19 +501,20 @@ class _OneThread:
         with self._lock:
             if self._users == 0:
                 self._before = torch.get_num_threads()
-                if self._before != 1:
-                    torch.set_num_threads(1)
+                self._threads = few_text_threads(self._before)
+                if self._threads != self._before:
+                    torch.set_num_threads(self._threads)
             self._users += 1
         try:
             yield
         finally:
             with self._lock:
                 self._users -= 1
-                if self._users == 0 and self._before != 1:
+                if self._users == 0 and self._threads != self._before:
                     torch.set_num_threads(self._before)
 
 
-_one_thread = _OneThread()
+_query_threads = _QueryThreads()
 
 
 def _clean(text: str) -> str:
