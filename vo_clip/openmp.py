@@ -1,13 +1,15 @@
 """How torch's OpenMP threads wait for work, and so how many a text query may use.
 
-A query's text encoding is ~70 small matrix products. With OpenMP's default policy a
-thread that has finished its share spins until the next product is handed out; when
-the other core is busy, each product then waits for a thread the scheduler has not run,
-and on the 2-core box one query took a median 0.9 s on two threads against 80 ms on
-one. Under ``OMP_WAIT_POLICY=PASSIVE`` waiting threads sleep instead: two threads
-encode a query in ~45 ms at low load and no worse than one thread under load (measured
-in ``benchmarks/query_latency.py``). OpenMP reads the policy once, when torch loads it,
-so a process can choose it only before it imports torch: ``vo-clip serve`` does.
+A query's text encoding is ~50 small matrix products and as many small operations
+around them. With OpenMP's default policy a thread that has finished its share spins
+until the next one is handed out; when the other core is busy, each operation then
+waits for a thread the scheduler has not run. Measured on the 2-core AMD EPYC with the
+demo model's packed encoder (:mod:`vo_clip.ml.text_query`), medians of 20 queries:
+two spinning threads 40-45 ms idle but 116-187 ms beside one busy loop and 176-416 ms
+beside two, one thread 65-71 / 71 / 110-112 ms. Under ``OMP_WAIT_POLICY=PASSIVE``
+waiting threads sleep instead: two threads 46-52 / 63 / 65-114 ms, one 56-69 / 58-63 /
+108-113 ms. OpenMP reads the policy once, when torch loads it, so a process can choose
+it only before it imports torch: ``vo-clip serve`` does.
 """
 
 from __future__ import annotations

@@ -120,10 +120,11 @@ class ClipModel:
             If a text is empty or only whitespace.
         """
         texts = checked_texts(texts)
-        # A query's few texts run on one intra-op thread, or two whose waits sleep (see
-        # text_query._QueryThreads: on busy cores two spinning threads took 2.5 s per
-        # query where one took 0.37 s).
-        with _query_threads(self.device == "cpu" and len(texts) <= _FEW_TEXTS):
+        # A query's few texts run on one intra-op thread (see text_query._QueryThreads:
+        # on busy cores two spinning threads took 2.5 s per query where one took 0.37 s;
+        # open_clip's unpacked products gain nothing from two sleeping ones either).
+        with _query_threads(self.device == "cpu" and len(texts) <= _FEW_TEXTS,
+                            parallel=False):
             out = [
                 self._to_numpy(self.module.encode_text(
                     self._trimmed(self._tokenizer(texts[i:i + batch_size])).to(self.device),

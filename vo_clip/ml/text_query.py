@@ -247,7 +247,7 @@ class TextEncoder(TowerText):
     def _running(self, *, few: bool):
         import torch
 
-        with torch.inference_mode(), _query_threads(few):
+        with torch.inference_mode(), _query_threads(few, parallel=self._packed):
             yield
 
     def _vectors(self, ids) -> np.ndarray:
@@ -476,7 +476,8 @@ def _relative_buckets(length: int):
 
 class _QueryThreads:
     """Run a few texts' forward pass on the intra-op threads :func:`few_text_threads`
-    allows: one, or two where OpenMP's waiting threads sleep.
+    allows: one, or two where OpenMP's waiting threads sleep and the weights are packed
+    for oneDNN (``F.linear`` on MKL ran no quicker on two: 54-83 against 64-67 ms).
 
     Measured on the 2-core box at load 2-3: one query's forward pass from a process's
     main thread took a median 0.9 s with torch's default two intra-op threads, whose
@@ -492,7 +493,9 @@ class _QueryThreads:
         self._before = self._threads = 1
 
     @contextlib.contextmanager
-    def __call__(self, wanted: bool):
+    def __call__(self, wanted: bool, *, parallel: bool = True):
+        """``parallel=False``: one thread even where waits sleep (unpacked products
+        gained nothing from a second thread; overlapping users share the first's)."""
         import torch
 
         if not wanted:
@@ -501,7 +504,7 @@ class _QueryThreads:
         with self._lock:
             if self._users == 0:
                 self._before = torch.get_num_threads()
-                self._threads = few_text_threads(self._before)
+                self._threads = few_text_threads(self._before) if parallel else 1
                 if self._threads != self._before:
                     torch.set_num_threads(self._threads)
             self._users += 1
