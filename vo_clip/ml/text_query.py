@@ -22,6 +22,7 @@ and the caller loads the full model.
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import json
 import math
@@ -410,6 +411,7 @@ def _layer_products(weights: dict, config: dict, dtype, *, pack: bool) -> dict:
 _PACK_ROWS = 16
 
 
+@functools.cache
 def _can_pack() -> bool:
     """Whether this torch packs weights for oneDNN, tried once on a small product.
 
@@ -417,23 +419,17 @@ def _can_pack() -> bool:
     model's linear layers with (``torch._inductor.fx_passes.mkldnn_fusion``); where
     they are missing or fail, the encoder multiplies with ``F.linear``.
     """
-    global _PACKS
-    if _PACKS is None:
-        import torch
-        import torch.nn.functional as F
+    import torch
+    import torch.nn.functional as F
 
-        try:
-            weight, bias, x = torch.randn(24, 8), torch.randn(24), torch.randn(2, 3, 8)
-            got = torch.ops.mkldnn._linear_pointwise(
-                x, torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_ROWS), bias,
-                "none", [], "")
-            _PACKS = bool(torch.allclose(got, F.linear(x, weight, bias), atol=1e-5))
-        except (AttributeError, RuntimeError):
-            _PACKS = False
-    return _PACKS
-
-
-_PACKS: bool | None = None
+    try:
+        weight, bias, x = torch.randn(24, 8), torch.randn(24), torch.randn(2, 3, 8)
+        got = torch.ops.mkldnn._linear_pointwise(
+            x, torch.ops.mkldnn._reorder_linear_weight(weight, _PACK_ROWS), bias,
+            "none", [], "")
+    except (AttributeError, RuntimeError):
+        return False
+    return bool(torch.allclose(got, F.linear(x, weight, bias), atol=1e-5))
 
 
 def bf16_matmul_is_native() -> bool:
