@@ -62,14 +62,15 @@ def test_defaults_are_the_papers_recipe():
     assert RECIPE_BASES["paperclip"] == "ViT-B-16:openai"
 
 
-def test_accumulated_gradients_equal_the_whole_batch(small_demo):
+@pytest.mark.parametrize("alignment", [0.0, 1.0])
+def test_accumulated_gradients_equal_the_whole_batch(small_demo, alignment):
     from vo_clip.ml.batches import TrainingBatches
     from vo_clip.ml.train import _backward, _Precision, _split
 
     grads = []
     for parts in (1, 4):
         model = tiny_model()
-        settings = replace(QUICK, accumulation=parts)
+        settings = replace(QUICK, accumulation=parts, alignment=alignment)
         train_pairs, _ = _split(small_demo, settings)
         batches = TrainingBatches(model, train_pairs, settings, np.random.default_rng(0),
                                   progress=False)
@@ -98,6 +99,25 @@ def test_frozen_weights_do_not_move(small_demo, choice, moves):
     after = dict(model.module.named_parameters())
     changed = {n for n in before if not torch.equal(before[n], after[n].detach())}
     assert changed == {n for n in before if moves(n)}
+
+
+def test_alignment_pulls_previews_onto_their_captions(small_demo):
+    from vo_clip.ml.pairs import archive_pairs
+
+    pairs = archive_pairs(small_demo)
+    matched = {}
+    for weight in (0.0, 4.0):
+        model = tiny_model()
+        train(model, small_demo, replace(QUICK, alignment=weight), progress=False)
+        images = model.encode_images(pairs.paths)
+        matched[weight] = float(np.mean(np.sum(images * model.encode_text(pairs.captions), 1)))
+    assert matched[4.0] > matched[0.0] + 0.1, matched
+
+
+@pytest.mark.parametrize("weight", [-0.5, float("nan")])
+def test_a_negative_alignment_weight_is_refused(small_demo, weight):
+    with pytest.raises(VoClipError, match="alignment weight"):
+        train(tiny_model(), small_demo, replace(QUICK, alignment=weight), progress=False)
 
 
 def test_nothing_left_to_train_is_refused(small_demo):

@@ -186,7 +186,7 @@ def query(config: Config, text, image, like, top, fmt, columns, instrument, cone
 @click.option("--contact-sheet", type=click.Path(dir_okay=False),
               help="Also write a PNG with one preview of each scene kind.")
 @click.option("--retrain-model", is_flag=True,
-              help="Also retrain the demo model on this archive (seeded; ~10 min on 2 cores) "
+              help="Also retrain the demo model on this archive (seeded; 25-30 min on 2 cores) "
                    "and write it to --model-out.")
 @click.option("--model-out", type=click.Path(dir_okay=False),
               help="Where --retrain-model writes (default: the checkpoint shipped in the package).")
@@ -245,6 +245,9 @@ def demo(config: Config, out, observations, proposals, seed, preview_size, conta
 @click.option("--warmup-steps", type=click.IntRange(0))
 @click.option("--loss", type=click.Choice(["softmax", "sigmoid"]),
               help="softmax: CLIP's InfoNCE; sigmoid: SigLIP's pairwise loss.")
+@click.option("--alignment", type=click.FloatRange(min=0),
+              help="Weight of a second term beside the contrastive loss: the mean cosine "
+                   "distance of each preview to its own caption (0: contrastive only).")
 @click.option("--captions", type=click.Choice(["summary", "abstract"]),
               help="Train on LLM summaries or raw abstracts (word-subsampled to the context).")
 @click.option("--caption-variants", type=click.IntRange(0),

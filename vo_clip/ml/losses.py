@@ -19,7 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LOSSES", "clamp_temperature", "contrastive_loss"]
+__all__ = ["LOSSES", "alignment_loss", "clamp_temperature", "contrastive_loss"]
 
 LOSSES = ("softmax", "sigmoid")
 
@@ -49,6 +49,11 @@ def contrastive_loss(kind: str, image_features: torch.Tensor, text_features: tor
         signs = 2 * targets - 1
         return -F.logsigmoid(signs * (logits + logit_bias)).sum() / len(logits)
     raise ValueError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}")
+
+
+def alignment_loss(image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+    """Mean cosine distance of unit-norm rows ``i`` ↔ ``i``: 0 when each preview lies on its caption."""
+    return (1 - (image_features * text_features).sum(-1)).mean()
 
 
 @torch.no_grad()
