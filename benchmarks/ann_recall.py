@@ -14,7 +14,7 @@ are memory-mapped, as in an index), the ANN index is built with the code
 memory-mapped; each query is timed alone (one query per call, as the service asks).
 
     python benchmarks/ann_recall.py --quick          # 10^6 vectors, 3-5 min on 2 cores
-    python benchmarks/ann_recall.py                  # 10^7 vectors: 20 GB on disk
+    python benchmarks/ann_recall.py --threads 2      # 10^7 vectors: 20 GB on disk, ~35 min
         [--vectors N] [--kind ivf-pq|hnsw] [--nlist L] [--nprobe P] [--threads 1]
         [--queries 200] [--clusters 3000] [--dir SCRATCH]
 
