@@ -339,7 +339,9 @@ class PostgresSession(CatalogSession):
         import psycopg
 
         stop = self.stop
-        if stop.remaining() <= 0:
+        # A job aborted (or out of time) before this statement must not start it: a quick
+        # statement could finish before the watcher's first poll.
+        if stop.cancelled() or stop.remaining() <= 0:
             raise stop.error()
         watcher = _Watcher(self.connection.conn, stop)
         try:
