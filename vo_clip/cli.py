@@ -186,7 +186,7 @@ def query(config: Config, text, image, like, top, fmt, columns, instrument, cone
 @click.option("--contact-sheet", type=click.Path(dir_okay=False),
               help="Also write a PNG with one preview of each scene kind.")
 @click.option("--retrain-model", is_flag=True,
-              help="Also retrain the demo model on this archive (seeded; 25-30 min on 2 cores) "
+              help="Also retrain the demo model on this archive (seeded; 23-32 min on 2 cores) "
                    "and write it to --model-out.")
 @click.option("--model-out", type=click.Path(dir_okay=False),
               help="Where --retrain-model writes (default: the checkpoint shipped in the package).")

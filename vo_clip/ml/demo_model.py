@@ -33,7 +33,7 @@ DEMO_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "demo_model.
 #: all-mpnet-base-v2's sentence embeddings are 768-d: the shared space is theirs.
 DEMO_ARCHITECTURE = {
     "embed_dim": 768,
-    "vision_cfg": {"layers": [1, 1, 1, 1], "width": 32, "image_size": 128},
+    "vision_cfg": {"layers": [1, 1, 1, 1], "width": 32, "image_size": 160},
     "text_cfg": {"hf_model_name": MPNET, "hf_tokenizer_name": MPNET,
                  "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear",
                  "context_length": 128},
