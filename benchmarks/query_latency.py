@@ -7,12 +7,14 @@ Three measurements in one run, each with the load average printed next to it (th
    ``vo-clip query TEXT`` (text tower only, :mod:`vo_clip.ml.text_query`) and the same
    search through the full open_clip model, as ``vo-clip query`` did before;
 2. one new text's encoding in ms: the full model on the main thread and on a worker
-   thread, the text-only encoder padded to 128 tokens and the trimmed one the TAP
-   service uses, each on the threads a query's few texts get (two where OpenMP's
-   waiting threads sleep, as under ``vo-clip serve``, which this benchmark mirrors);
+   thread, the torch text-only encoder padded to 128 tokens and trimmed, each on the
+   threads a query's few texts get (two where OpenMP's waiting threads sleep, as under
+   ``vo-clip serve``, which this benchmark mirrors), and the ONNX Runtime encoder the
+   TAP service uses (one thread);
 3. synchronous TAP similarity queries over HTTP on the demo index, p50 and p95, with
-   the trimmed encoder (now) and with the full model's ``encode_text`` (before); every
-   request uses a new text, so the service's vector cache never helps.
+   the service's encoder (ONNX Runtime), the torch trimmed encoder (before it) and the
+   full model's ``encode_text`` (before that), side by side per query; every request
+   uses a new text, so the service's vector cache never helps.
 
 Issue 16's targets: ``vo-clip query`` <= 1.5 s, TAP similarity p50 <= 60 ms, on 2 cores
 at low load.
@@ -100,12 +102,16 @@ def encoding(repeats: int) -> None:
 
     full = load_model("demo", device="cpu")
     padded, trimmed = load_text_encoder("demo"), text_encoder_of(full)
+    onnx = text_encoder_of(full, backend="onnx")
     print(f"one new text's encoding, median of {repeats} ({load()})")
     rows = [("full model, main thread", full.encode_text, False),
             ("full model, worker thread", full.encode_text, True),
             ("text tower only, padded, main thread", padded.encode_text, False),
-            ("trimmed (TAP), main thread", trimmed.encode_text, False),
-            ("trimmed (TAP), worker thread", trimmed.encode_text, True)]
+            ("torch trimmed, main thread", trimmed.encode_text, False),
+            ("torch trimmed, worker thread", trimmed.encode_text, True)]
+    if onnx is not None:  # the service's encoder (TAP)
+        rows += [("ONNX Runtime (TAP), main thread", onnx.encode_text, False),
+                 ("ONNX Runtime (TAP), worker thread", onnx.encode_text, True)]
     for label, encode, worker in rows:
         print(f"  {label:<38} {encode_ms(encode, repeats, worker=worker):7.1f} ms   "
               f"({load()})", flush=True)
@@ -124,19 +130,25 @@ def tap(repeats: int) -> None:
     url = f"http://127.0.0.1:{server.effective_port}/tap/sync"
     print(f"sync TAP over HTTP on the demo index, {repeats} new texts each ({load()})")
     quick = engine.text_encoder
+    from vo_clip.ml.text_query import text_encoder_of
+
+    encoders = {f"{type(quick).__name__}": quick,  # what the service uses now
+                "torch TextEncoder": text_encoder_of(engine.model, backend="torch"),
+                "full model": engine.model}  # what the service encoded texts with before
     try:
-        for name, encoder in (("trimmed encoder", quick), ("full model", engine.model)):
-            engine.text_encoder = encoder  # what the service encoded texts with before
-            for seed, (label, make_query) in enumerate(QUERIES.items()):
-                if label.startswith("similarity"):
-                    p50, p95 = measure(url, make_query, repeats, seed + 10 * (encoder is quick))
-                    print(f"  {name:<16} {label:<36} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms   "
-                          f"({load()})", flush=True)
+        for seed, (label, make_query) in enumerate(QUERIES.items()):
+            if not label.startswith("similarity"):
+                continue
+            for rank, (name, encoder) in enumerate(encoders.items()):  # side by side
+                engine.text_encoder = encoder
+                p50, p95 = measure(url, make_query, repeats, seed + 10 * rank)
+                print(f"  {name:<18} {label:<36} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms   "
+                      f"({load()})", flush=True)
         print(f"  in process (TapService.execute), similarity TOP 10, medians ({load()})")
-        for name, encoder in (("trimmed encoder", quick), ("full model", engine.model)):
+        for rank, (name, encoder) in enumerate(encoders.items()):
             engine.text_encoder = encoder
-            parts = _parts(service, repeats, seed=20 + (encoder is quick))
-            print(f"  {name:<16} " + "  ".join(f"{k} {v:6.1f} ms" for k, v in parts.items()),
+            parts = _parts(service, repeats, seed=100 + rank)  # texts no run above used
+            print(f"  {name:<18} " + "  ".join(f"{k} {v:6.1f} ms" for k, v in parts.items()),
                   flush=True)
     finally:
         engine.text_encoder = quick

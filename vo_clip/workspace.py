@@ -177,8 +177,12 @@ def open_tap(config: Config):
                 model = load_model(model_spec(config, index), device=config.device)
                 # float32, not bfloat16: bf16 products (text_encoder_of(bf16=True), 1.6x
                 # quicker) move scores by up to ~0.006, enough to reorder a top 10 whose
-                # neighbours are 0.001 apart, and TAP must rank as `vo-clip query` does
-                engines.append(SearchEngine(index, model, text_encoder=text_encoder_of(model)))
+                # neighbours are 0.001 apart, and TAP must rank as `vo-clip query` does.
+                # ONNX Runtime runs the same float32 pass quicker than torch on the CPU
+                # (benchmarks/query_latency.py); torch where onnxruntime is missing
+                encoder = (text_encoder_of(model, backend="onnx")
+                           or text_encoder_of(model, backend="torch"))
+                engines.append(SearchEngine(index, model, text_encoder=encoder))
             return engines[0]
 
     return TapService(index, authority=config.authority, engine=engine,

@@ -57,11 +57,12 @@ def load_text_encoder(spec: str, *, device: str = "cpu", trim: bool = False,
     card names a BERT or MPNet text tower with mean pooling and a linear projection.
     ``trim`` and ``bf16`` (see :class:`TextEncoder`) trade bit-identity for speed.
     ``backend="numpy"`` gives a :class:`~vo_clip.ml.text_numpy.NumpyTextEncoder`, whose
-    process never imports torch (~2 s of a new query process on two busy cores); it
-    takes ``device="auto"`` as the CPU, since asking whether there is a GPU would import
-    torch, and one text is quicker on the CPU than CUDA's start-up.
+    process never imports torch (~2 s of a new query process on two busy cores), and
+    ``backend="onnx"`` a :class:`~vo_clip.ml.text_onnx.OnnxTextEncoder` (None without
+    onnxruntime); both take ``device="auto"`` as the CPU, since asking whether there is
+    a GPU would import torch, and one text is quicker on the CPU than CUDA's start-up.
     """
-    if device not in ("cpu", "auto") or backend not in ("torch", "numpy"):
+    if device not in ("cpu", "auto") or backend not in ("torch", "numpy", "onnx"):
         return None
     checkpoint = _checkpoint_path(spec)
     if checkpoint is None:
@@ -78,6 +79,22 @@ def load_text_encoder(spec: str, *, device: str = "cpu", trim: bool = False,
         encoder = load_numpy_encoder(card, tower, checkpoint, trim=trim)
         encoder.spec = spec
         return encoder
+    if backend == "onnx":
+        from .text_onnx import onnx_runtime_available
+
+        if not onnx_runtime_available():
+            return None
+        from safetensors import safe_open
+
+        from .text_numpy import mapped_tensors
+        from .text_onnx import OnnxTextEncoder
+
+        with safe_open(str(checkpoint), framework="numpy") as handle:
+            projection = handle.get_tensor("text.proj.weight")
+        encoder = OnnxTextEncoder(card, tower, mapped_tensors(tower / "model.safetensors"),
+                                  projection, trim=trim)
+        encoder.spec = spec
+        return encoder
     import torch  # a GPU build would pick CUDA for 'auto'; this path is for the CPU only
 
     if device == "auto" and torch.cuda.is_available():
@@ -91,19 +108,32 @@ def load_text_encoder(spec: str, *, device: str = "cpu", trim: bool = False,
     return encoder
 
 
-def text_encoder_of(model, *, trim: bool = True, bf16: bool = False) -> "TextEncoder | None":
-    """A :class:`TextEncoder` sharing ``model``'s weights (no copy), or None if none fits.
+def text_encoder_of(model, *, trim: bool = True, bf16: bool = False,
+                    backend: str = "torch") -> "TowerText | None":
+    """A text encoder reading ``model``'s weights (no copy), or None if none fits.
 
     The service keeps the full model (image queries, DataLink descriptions) and encodes
     TAP text queries with this one, trimmed: ~5x quicker per new text on the 2-core box.
+    ``backend="onnx"`` gives an :class:`~vo_clip.ml.text_onnx.OnnxTextEncoder` (None
+    without onnxruntime), ``"torch"`` a :class:`TextEncoder`.
     """
-    if getattr(model, "device", "cpu") != "cpu":
+    if getattr(model, "device", "cpu") != "cpu" or backend not in ("torch", "onnx"):
         return None
     tower = _fast_tower(model.card)
     text = getattr(model.module, "text", None)
     if tower is None or text is None or not hasattr(text, "transformer"):
         return None
     weights = {k: v.float() for k, v in text.transformer.state_dict().items()}
+    if backend == "onnx":
+        from .text_onnx import OnnxTextEncoder, onnx_runtime_available
+
+        if not onnx_runtime_available():
+            return None
+        encoder = OnnxTextEncoder(model.card, tower,
+                                  {k: v.numpy() for k, v in weights.items()},
+                                  text.proj.weight.detach().float().numpy(), trim=trim)
+        encoder.fingerprint, encoder.spec = model.fingerprint, model.spec
+        return encoder
     encoder = TextEncoder(model.card, tower, weights, text.proj.weight.detach().float(),
                           trim=trim, bf16=bf16)
     encoder.fingerprint, encoder.spec = model.fingerprint, model.spec
