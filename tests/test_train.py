@@ -9,12 +9,14 @@ baseline cannot.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ from vo_clip.archive.demo import build_demo_archive
 from vo_clip.errors import VoClipError
 from vo_clip.ml.model import create_model, load_model
 from vo_clip.ml.plots import write_training_curve
+from vo_clip.ml.towers import MINILM
 from vo_clip.ml.train import (
     PAPERCLIP_RECIPE,
     RECIPE_BASES,
@@ -168,6 +171,176 @@ def test_bf16_autocast_trains_on_cpu_and_fp16_asks_for_cuda(small_demo):
     assert np.isfinite(result.history[-1]["val_loss"])
     with pytest.raises(VoClipError, match="needs a CUDA device"):
         train(tiny_model(), small_demo, replace(QUICK, precision="fp16"), progress=False)
+
+
+def _augmented(small_demo, n_draws, **settings):
+    from vo_clip.ml.batches import TrainingBatches
+    from vo_clip.ml.train import _split
+
+    settings = replace(QUICK, rotations=False, crop_scale=1.0, **settings)
+    batches = TrainingBatches(tiny_model(), _split(small_demo, settings)[0], settings,
+                              np.random.default_rng(0), progress=False)
+    x = batches.pixels[:4].float().div(255).unsqueeze(1)
+    return x, [batches._augment(x.clone()) for _ in range(n_draws)]
+
+
+def test_flips_mirror_some_batches_and_leave_the_others(small_demo):
+    x, outs = _augmented(small_demo, 24, flips=True)
+    mirrored = [torch.equal(out, torch.flip(x, dims=(3,))) for out in outs]
+    unchanged = [torch.equal(out, x) for out in outs]
+    assert all(m or u for m, u in zip(mirrored, unchanged))
+    assert 4 <= sum(mirrored) <= 20
+    assert not torch.equal(x, torch.flip(x, dims=(3,)))  # the previews are not symmetric
+
+
+def test_stretch_jitter_is_a_random_gamma_within_its_range(small_demo):
+    x, outs = _augmented(small_demo, 12, stretch_jitter=0.5)
+    bright = x > 0.05  # where log(out) / log(x) is well defined and informative
+    assert bright.sum() > 100 and (x < 1).all()
+    gammas = []
+    for out in outs:
+        ratio = torch.log(out[bright]) / torch.log(x[bright])
+        assert float(ratio.max() - ratio.min()) < 1e-3  # one power for the whole batch
+        gammas.append(float(ratio.mean()))
+    assert all(np.exp(-0.5) - 1e-3 <= g <= np.exp(0.5) + 1e-3 for g in gammas), gammas
+    assert max(gammas) - min(gammas) > 0.2
+    assert all(torch.equal(out[x == 0], x[x == 0]) for out in outs)  # black stays black
+    _, same = _augmented(small_demo, 3)
+    assert all(torch.equal(out, x) for out in same)  # nothing asked, nothing changed
+
+
+@pytest.mark.parametrize("jitter", [-0.1, 2.5, float("nan")])
+def test_a_stretch_jitter_outside_its_range_is_refused(small_demo, jitter):
+    with pytest.raises(VoClipError, match="stretch jitter"):
+        train(tiny_model(), small_demo, replace(QUICK, stretch_jitter=jitter), progress=False)
+
+
+# --- LiT: bank negatives -----------------------------------------------------------------
+
+#: LiT on the small archive: a tiny image tower into all-MiniLM-L6-v2's locked space (a
+#: ViT: batch norm would make the per-part statistics of accumulation differ).
+LIT_ARCHITECTURE = {
+    "embed_dim": 384,
+    "vision_cfg": TINY_ARCHITECTURE["vision_cfg"],
+    "text_cfg": {"hf_model_name": MINILM, "hf_tokenizer_name": MINILM,
+                 "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear",
+                 "context_length": 128},
+}
+LIT = replace(QUICK, lock_text=True, freeze=("text",), caption_variants=2, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def lit_model():
+    """A fresh LiT model per call; the tower is read once for the module."""
+    first = create_model(LIT_ARCHITECTURE, seed=0, name="lit", device="cpu")
+    state = {k: v.clone() for k, v in first.module.state_dict().items()}
+
+    def make():
+        model = create_model(LIT_ARCHITECTURE, seed=0, name="lit", device="cpu")
+        model.module.load_state_dict(state)
+        return model
+    return make
+
+
+def _lit_batches(model, small_demo, settings, seed=0):
+    from vo_clip.ml.batches import TrainingBatches
+    from vo_clip.ml.train import _split
+
+    train_pairs, _ = _split(small_demo, settings)
+    return TrainingBatches(model, train_pairs, settings, np.random.default_rng(seed),
+                           progress=False)
+
+
+def test_bank_negatives_are_one_caption_of_every_proposal_outside_the_batch(small_demo,
+                                                                              lit_model):
+    batches = _lit_batches(lit_model(), small_demo, replace(LIT, bank_negatives=True))
+    order = batches.epoch_order()
+    for number in (0, 1, len(batches) - 1):
+        batch = batches.batch(order, number)
+        inside = set(batches.pairs.proposals[order[
+            batches.starts[number]:batches.starts[number] + LIT.batch_size]].tolist())
+        outside = sorted(set(batches.pairs.proposals.tolist()) - inside)
+        assert inside and outside and len(batch.negatives) == len(outside)
+        for proposal, negative in zip(outside, batch.negatives):
+            rows = batches.bank[proposal]
+            assert len(rows) >= 2  # the summary and its re-phrasings
+            assert any(torch.equal(negative, batches.features[r]) for r in rows), proposal
+    plain = _lit_batches(lit_model(), small_demo, LIT)
+    assert plain.bank is None and plain.batch(plain.epoch_order(), 0).negatives is None
+
+
+def test_bank_negatives_enter_the_loss_and_keep_accumulation_exact(small_demo, lit_model):
+    from vo_clip.ml.train import _backward, _Precision
+
+    settings = replace(LIT, bank_negatives=True)
+    batch = _lit_batches(lit_model(), small_demo, settings).batch(
+        np.arange(len(_lit_batches(lit_model(), small_demo, settings).pairs)), 0)
+    losses, grads = {}, []
+    for parts, negatives in ((1, None), (1, batch.negatives), (4, batch.negatives)):
+        model = lit_model()
+        model.module.train()
+        losses[parts, negatives is None] = _backward(
+            model, replace(batch, negatives=negatives), _Precision("cpu"),
+            replace(settings, accumulation=parts))
+        grads.append({n: p.grad.clone() for n, p in model.module.named_parameters()
+                      if p.grad is not None})
+    # More captions to rank below each preview's own: a higher cross entropy.
+    assert losses[1, False] > losses[1, True] + 0.1, losses
+    assert losses[4, False] == pytest.approx(losses[1, False], rel=1e-5)
+    _, whole, accumulated = grads
+    assert whole.keys() == accumulated.keys() and "logit_scale" in whole
+    assert not any(name.startswith("text.transformer") for name in whole)
+    for name, grad in whole.items():
+        torch.testing.assert_close(accumulated[name], grad, rtol=1e-4, atol=1e-6,
+                                   msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
+def test_far_bank_negatives_change_nothing_and_copies_of_the_positives_cost(loss):
+    from vo_clip.ml.losses import contrastive_loss
+
+    unit = partial(torch.nn.functional.normalize, dim=-1)
+    generator = torch.Generator().manual_seed(0)
+    images = unit(torch.randn(6, 16, generator=generator))
+    texts = unit(images + 0.1 * torch.randn(6, 16, generator=generator))  # matched pairs
+    scale, bias = torch.tensor(math.log(50)), torch.tensor(-5.0)
+    plain = contrastive_loss(loss, images, texts, torch.eye(6), scale, bias)
+
+    def with_negatives(negatives):
+        return contrastive_loss(loss, images, texts, torch.eye(6), scale, bias, negatives)
+
+    assert with_negatives(texts[:0]) == plain
+    far = -unit(images.mean(0, keepdim=True))  # every preview's cosine to it is < 0
+    assert (images @ far.T).max() < 0
+    assert with_negatives(far) == pytest.approx(plain.item(), abs=1e-3)
+    # Each preview's own caption again, as a negative: softmax must now share each row's
+    # mass with a copy (about log 2 more on the preview -> caption half); sigmoid calls
+    # a near-certain match wrong six times.
+    assert with_negatives(texts) > plain + (0.3 if loss == "softmax" else 10)
+
+
+def test_bank_negatives_need_a_locked_text_tower(small_demo, lit_model, tiny_model_path,
+                                                 tmp_path):
+    with pytest.raises(VoClipError, match="locked text tower"):
+        train(tiny_model(), small_demo, replace(QUICK, bank_negatives=True), progress=False)
+    with pytest.raises(VoClipError, match="cached text features"):  # locked, but no HF trunk
+        train(tiny_model(), small_demo, replace(QUICK, bank_negatives=True, lock_text=True),
+              progress=False)
+    result = run_cli("train", "--archive", str(small_demo.root), "--model",
+                     str(tiny_model_path), "--out", str(tmp_path / "m.safetensors"),
+                     "--bank-negatives", home=tmp_path, check=False)
+    assert_one_line_error(result, "bank negatives need a locked text tower")
+
+
+def test_lit_with_bank_negatives_trains(small_demo, lit_model):
+    model = lit_model()
+    text_before = model.module.text.state_dict()
+    text_before = {k: v.clone() for k, v in text_before.items()}
+    result = train(model, small_demo, replace(LIT, bank_negatives=True), progress=False)
+    assert all(np.isfinite(h["val_loss"]) for h in result.history)
+    assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
+    for name, tensor in model.module.text.state_dict().items():
+        assert torch.equal(tensor, text_before[name]), name
 
 
 def test_a_resumed_run_gives_the_uninterrupted_curve(small_demo, tmp_path):

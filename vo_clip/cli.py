@@ -248,6 +248,9 @@ def demo(config: Config, out, observations, proposals, seed, preview_size, conta
 @click.option("--alignment", type=click.FloatRange(min=0),
               help="Weight of a second term beside the contrastive loss: the mean cosine "
                    "distance of each preview to its own caption (0: contrastive only).")
+@click.option("--bank-negatives/--batch-negatives", default=None,
+              help="With --lock-text: contrast each preview also with a caption of every "
+                   "training proposal outside its batch, not only the batch's.")
 @click.option("--captions", type=click.Choice(["summary", "abstract"]),
               help="Train on LLM summaries or raw abstracts (word-subsampled to the context).")
 @click.option("--caption-variants", type=click.IntRange(0),
@@ -263,6 +266,9 @@ def demo(config: Config, out, observations, proposals, seed, preview_size, conta
 @click.option("--rotations/--no-rotations", default=None, help="Random 90° rotations.")
 @click.option("--crop-scale", type=click.FloatRange(0.1, 1.0),
               help="Random crops keep at least this fraction of the side.")
+@click.option("--flips/--no-flips", default=None, help="Random mirror images.")
+@click.option("--stretch-jitter", type=click.FloatRange(0, 2),
+              help="Random gamma exp(U(-J, J)) on the stretched pixels (0: none).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
               help="auto: bf16 (or fp16) mixed precision on CUDA, fp32 on CPU.")
 @click.option("--eval-every", type=click.IntRange(0),

@@ -3,15 +3,21 @@
 Decoding a PNG costs more than a small model's forward pass, so every preview is decoded
 once into a grayscale ``uint8`` tensor at the model's input size (previews are gray;
 one byte per pixel keeps 50,000 previews at 224 px under 2.5 GB). Augmentation — a
-random multiple of 90° (the sky has no up) and a random crop — then works on tensors.
+random multiple of 90° (the sky has no up), a random crop, optionally a mirror image and
+a random gamma on the stretched pixels (previews of one target differ in stretch) — then
+works on tensors.
 
 A caption longer than the text tower's context is *word-subsampled*: a random subset of
 its words, kept in their order, that fills the context exactly. Each step sees another
 subset, so a 300-word abstract is not cut to its first 70 words for the whole run.
 
+Under LiT a batch can also carry *bank negatives*: one caption variant of every training
+proposal outside the batch, as cached trunk features (``TrainSettings.bank_negatives``).
+
 Every random draw comes from one ``numpy`` generator, in a fixed order (the epoch's
-permutation, then per batch the caption choices, then the augmentation), so a run is a
-function of its seed and a resumed run can restore the generator mid-epoch.
+permutation, then per batch the caption choices, the bank negatives' variants, then the
+augmentation), so a run is a function of its seed and a resumed run can restore the
+generator mid-epoch.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..errors import VoClipError
 from .model import (
     ClipModel,
     context_length,
@@ -40,11 +47,15 @@ __all__ = ["Batch", "TrainingBatches", "WordSubsampler", "decode_previews", "sam
 
 @dataclass
 class Batch:
-    """Model-ready inputs; ``texts`` are token ids, or trunk features under LiT."""
+    """Model-ready inputs; ``texts`` are token ids, or trunk features under LiT.
+
+    ``negatives`` are trunk features of captions that answer no preview of the batch.
+    """
 
     images: torch.Tensor
     texts: torch.Tensor
     targets: torch.Tensor
+    negatives: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -86,6 +97,10 @@ class TrainingBatches:
         self.texts, self.text_rows = self._caption_bank()
         if self.frozen:
             self.features = text_trunk_features(model, self.texts)
+        if settings.bank_negatives and not self.frozen:
+            raise VoClipError("bank negatives need cached text features: a locked "
+                              "Hugging Face text tower (lock_text)")
+        self.bank = self._proposal_rows() if settings.bank_negatives else None
         n = len(pairs)
         self.starts = [s for s in range(0, n, settings.batch_size) if n - s >= 2]
 
@@ -102,7 +117,9 @@ class TrainingBatches:
         idx = order[start:start + self.settings.batch_size]
         targets = same_proposal(self.pairs.proposals[idx])
         rows = [self.text_rows[i][self.rng.integers(len(self.text_rows[i]))] for i in idx]
-        return Batch(self.images(idx, augment=True), self._texts(rows), targets)
+        texts = self._texts(rows)
+        negatives = self._negatives(idx) if self.bank is not None else None
+        return Batch(self.images(idx, augment=True), texts, targets, negatives)
 
     def first_batch(self) -> Batch:
         """The first ``batch_size`` pairs as they are: no random draw, for initialisation."""
@@ -128,6 +145,11 @@ class TrainingBatches:
             x = x[:, :, top:top + side, left:left + side]
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear",
                               align_corners=False, antialias=True)
+        if self.settings.flips and self.rng.integers(2):
+            x = torch.flip(x, dims=(3,))
+        if self.settings.stretch_jitter:
+            jitter = self.settings.stretch_jitter
+            x = x.clamp_min(0).pow(float(np.exp(self.rng.uniform(-jitter, jitter))))
         return x
 
     def _caption_bank(self) -> tuple[list[str], list[list[int]]]:
@@ -157,6 +179,23 @@ class TrainingBatches:
             return [text]
         count = max(4, self.settings.caption_variants)
         return [self.words.sample(text, self.rng) for _ in range(count)]
+
+    def _proposal_rows(self) -> dict[str, list[int]]:
+        """Each training proposal's caption-bank rows (its summary's variants)."""
+        bank: dict[str, list[int]] = {}
+        for proposal, rows in zip(self.pairs.proposals.tolist(), self.text_rows):
+            bank.setdefault(proposal, [])
+            bank[proposal] += [r for r in rows if r not in bank[proposal]]
+        return {p: bank[p] for p in sorted(bank)}
+
+    def _negatives(self, idx) -> torch.Tensor:
+        """One randomly chosen variant of every proposal without a pair in the batch."""
+        inside = set(self.pairs.proposals[idx].tolist())
+        choices = [rows for proposal, rows in self.bank.items() if proposal not in inside]
+        if not choices:
+            return self.features[:0].to(self.model.device)
+        picks = self.rng.integers(0, [len(rows) for rows in choices])
+        return self.features[[rows[k] for rows, k in zip(choices, picks)]].to(self.model.device)
 
     def _texts(self, rows: list[int]) -> torch.Tensor:
         if self.frozen:

@@ -10,6 +10,11 @@ target would push identical captions apart.
 * **sigmoid** (SigLIP): every (image, caption) cell is an independent binary decision,
   ``log σ(±(t·s + b))``; no batch-wide normalisation, so it degrades less with the
   small batches a fine-tuning run can afford.
+
+Both take optional ``negatives``: captions of proposals outside the batch, which every
+preview must also rank below its own (a bank of constants, as in MoCo's queue). A locked
+text tower makes them nearly free — its features are computed once per run — and they
+give each preview the whole training set's proposals to tell apart, not only the batch's.
 """
 
 from __future__ import annotations
@@ -29,8 +34,12 @@ _MAX_LOGIT_SCALE = math.log(100)
 
 def contrastive_loss(kind: str, image_features: torch.Tensor, text_features: torch.Tensor,
                      targets: torch.Tensor, logit_scale: torch.Tensor,
-                     logit_bias: torch.Tensor | None = None) -> torch.Tensor:
+                     logit_bias: torch.Tensor | None = None,
+                     negatives: torch.Tensor | None = None) -> torch.Tensor:
     """The ``kind`` loss of unit-norm features; ``logit_scale`` is the log temperature.
+
+    ``negatives`` (unit-norm, ``[m, d]``) are captions that answer none of the previews:
+    they enter the preview → caption direction only, since no preview is their positive.
 
     Raises
     ------
@@ -39,15 +48,19 @@ def contrastive_loss(kind: str, image_features: torch.Tensor, text_features: tor
     """
     logits = logit_scale.exp() * image_features @ text_features.T
     targets = targets.to(logits.device, logits.dtype)
+    extra = (logit_scale.exp() * image_features @ negatives.T if negatives is not None
+             else logits[:, :0])
     if kind == "softmax":
-        per_image = targets / targets.sum(1, keepdim=True)
+        per_image = F.pad(targets / targets.sum(1, keepdim=True), (0, extra.shape[1]))
         per_text = targets.T / targets.T.sum(1, keepdim=True)
-        return (F.cross_entropy(logits, per_image) + F.cross_entropy(logits.T, per_text)) / 2
+        return (F.cross_entropy(torch.cat([logits, extra], 1), per_image)
+                + F.cross_entropy(logits.T, per_text)) / 2
     if kind == "sigmoid":
         if logit_bias is None:
             raise ValueError("the sigmoid loss needs a logit bias")
         signs = 2 * targets - 1
-        return -F.logsigmoid(signs * (logits + logit_bias)).sum() / len(logits)
+        return -(F.logsigmoid(signs * (logits + logit_bias)).sum()
+                 + F.logsigmoid(-(extra + logit_bias)).sum()) / len(logits)
     raise ValueError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}")
 
 

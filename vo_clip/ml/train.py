@@ -68,6 +68,10 @@ class TrainSettings:
     it leaves previews anywhere their captions' differences allow (matched cosine 0.18
     for the MPNet demo model); the term pulls them onto the captions themselves. On the
     demo recipe it raised that cosine but not retrieval (README), so the recipe keeps 0.
+    ``flips`` mirrors a batch's previews at random; ``stretch_jitter`` ``j`` raises their
+    [0, 1] pixels to a power ``exp(U(-j, j))``, as a softer or harder stretch would.
+    ``bank_negatives`` (under ``lock_text`` with cached text features) contrasts each
+    preview also with one caption of every training proposal outside its batch.
     """
 
     epochs: int = 10
@@ -77,6 +81,7 @@ class TrainSettings:
     warmup_steps: int = 2000
     loss: str = "softmax"
     alignment: float = 0.0
+    bank_negatives: bool = False
     captions: str = "summary"
     caption_variants: int = 0
     val_fraction: float = 0.2
@@ -85,6 +90,8 @@ class TrainSettings:
     head_only: bool = False
     rotations: bool = True
     crop_scale: float = 0.8
+    flips: bool = False
+    stretch_jitter: float = 0.0
     accumulation: int = 1
     precision: str = "auto"
     max_steps: int = 0
@@ -203,6 +210,11 @@ def _check(settings: TrainSettings) -> None:
     check_freezing(settings.freeze)
     if not settings.alignment >= 0:
         raise VoClipError(f"alignment weight {settings.alignment} must be 0 or more")
+    if not 0 <= settings.stretch_jitter <= 2:
+        raise VoClipError(f"stretch jitter {settings.stretch_jitter} must lie in 0 ... 2")
+    if settings.bank_negatives and not settings.lock_text:
+        raise VoClipError("bank negatives need a locked text tower (lock_text, "
+                          "`vo-clip train --lock-text`): its caption features are cached")
     if settings.accumulation > settings.batch_size // 2:
         raise VoClipError(f"a batch of {settings.batch_size} cannot be computed in "
                           f"{settings.accumulation} parts of at least 2 pairs")
@@ -364,10 +376,13 @@ def _backward(model: ClipModel, batch: Batch, precision: "_Precision",
     (every pair still sees all the batch's negatives, unlike averaging small batches).
     """
     parts = _parts(len(batch), settings.accumulation)
+    with torch.no_grad(), precision.autocast():
+        negatives = (None if batch.negatives is None else
+                     F.normalize(text_projection(model)(batch.negatives), dim=-1))
     if len(parts) == 1:
         with precision.autocast():
             loss = _loss(model, *_features(model, batch.images, batch.texts), batch.targets,
-                         settings)
+                         settings, negatives)
         precision.backward(loss)
         return loss.item()
     with torch.no_grad(), precision.autocast():
@@ -377,7 +392,7 @@ def _backward(model: ClipModel, batch: Batch, precision: "_Precision",
             fresh = _features(model, batch.images[part], batch.texts[part])
             images = torch.cat([fresh[0] if i == j else c[0] for i, c in enumerate(cached)])
             texts = torch.cat([fresh[1] if i == j else c[1] for i, c in enumerate(cached)])
-            loss = _loss(model, images, texts, batch.targets, settings)
+            loss = _loss(model, images, texts, batch.targets, settings, negatives)
         precision.backward(loss)
     # The temperature (and bias) enter every part's loss whole: count them once.
     for name in ("logit_scale", "logit_bias"):
@@ -402,11 +417,12 @@ def _features(model: ClipModel, images: torch.Tensor, texts: torch.Tensor):
 
 
 def _loss(model: ClipModel, image_features, text_features, targets,
-          settings: TrainSettings) -> torch.Tensor:
+          settings: TrainSettings, negatives=None) -> torch.Tensor:
     module = model.module
     image_features, text_features = image_features.float(), text_features.float()
     loss = contrastive_loss(settings.loss, image_features, text_features, targets,
-                            module.logit_scale, getattr(module, "logit_bias", None))
+                            module.logit_scale, getattr(module, "logit_bias", None),
+                            None if negatives is None else negatives.float())
     if settings.alignment:
         loss = loss + settings.alignment * alignment_loss(image_features, text_features)
     return loss
