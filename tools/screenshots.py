@@ -269,8 +269,8 @@ def topcat(x: Display, base: str, out: Path, home: Path) -> None:
     x.place(datalink, 0, 0, 1200, 640)
     x.shot(datalink, out / "topcat-9-datalink.png")
     x.click(69, 113, pause=2)                             # the "similar" #proc row
-    x.click(142, 363, pause=1)                            # Type: (UNKNOWN) -> TABLE
-    x.click(112, 384, pause=1.5)
+    x.click(577, 363, pause=1.5)                          # Action: Report URL -> Load Table
+    x.click(527, 418, pause=1.5)
     x.shot(datalink, out / "topcat-10-similar.png")
     x.click(1148, 363, pause=5)                           # Invoke: loads table 2
     x.shot(x.wait_window("^TOPCAT$"), out / "topcat-11-similar-loaded.png")
