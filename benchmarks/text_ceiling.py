@@ -37,7 +37,8 @@ import numpy as np
 
 from vo_clip.archive.demo.evaluation import PAPERCLIP_QUERIES, PARAPHRASE_QUERIES
 from vo_clip.config import Config
-from vo_clip.ml.evaluate import query_precision, read_truth, retrieval_accuracy
+from vo_clip.ml.evaluate import (query_precision, read_truth, retrieval_accuracy,
+                                 vector_precision)
 from vo_clip.ml.model import load_model
 from vo_clip.ml.pairs import archive_pairs
 from vo_clip.workspace import ensure_demo_archive
@@ -51,20 +52,21 @@ TEMPLATES = ("{}.", "Hubble images of {}.", "an astronomical image of {}", "obje
              "astronomy: {}", "A Hubble Space Telescope programme to observe {}.")
 
 
-def precision_at_10(queries: np.ndarray, accepted: list[set[str]], placements: np.ndarray,
-                    kinds: np.ndarray) -> float:
-    """Mean precision@10 of query vectors against placed previews (query_precision's rule)."""
-    hits = []
-    for vector, kinds_ok in zip(queries, accepted):
-        best = np.argsort(-(placements @ vector), kind="stable")[:10]
-        hits.append(np.mean([kinds[i] in kinds_ok for i in best]))
-    return float(np.mean(hits))
+def kind_means(texts: np.ndarray, kinds: np.ndarray, val: np.ndarray) -> dict[str, np.ndarray]:
+    """The unit mean of each held-out kind's *training* captions in ``texts``."""
+    return {kind: unit(texts[~val & (kinds == kind)].mean(0, keepdims=True))[0]
+            for kind in sorted(set(kinds[val]))}
+
+
+def kind_mean_placements(texts: np.ndarray, kinds: np.ndarray, val: np.ndarray) -> np.ndarray:
+    """Each held-out preview on its kind's mean caption: a perfect classifier's placement."""
+    means = kind_means(texts, kinds, val)
+    return np.stack([means[kind] for kind in kinds[val]])
 
 
 def probe_reshaped_spaces(model, texts: np.ndarray, kinds: np.ndarray, val: np.ndarray) -> None:
-    """Score the two placements after linear maps of the space and with query templates."""
+    """Score both placements after linear maps of the space, and with query templates."""
     sets = {"paperclip": PAPERCLIP_QUERIES, "paraphrases": PARAPHRASE_QUERIES}
-    vectors = {name: model.encode_text(list(queries)) for name, queries in sets.items()}
     train = texts[~val]
     centre = train.mean(0)
     within = np.zeros((texts.shape[1],) * 2)
@@ -82,30 +84,29 @@ def probe_reshaped_spaces(model, texts: np.ndarray, kinds: np.ndarray, val: np.n
     def remove(directions):
         return lambda x: (x - centre) - (x - centre) @ directions @ directions.T
 
-    maps = {"identity": lambda x: x, "centred": lambda x: x - centre,
+    def row(name, mapped_texts, encode):
+        places = (kind_mean_placements(mapped_texts, kinds, val), mapped_texts[val])
+        cells = [np.mean(vector_precision(encode(list(queries)), list(queries.values()),
+                                          place, list(kinds[val])))
+                 for place in places for queries in sets.values()]
+        print(f"{name:<50} " + " ".join(f"{c:10.3f}" for c in cells))
+
+    maps = {"centred": lambda x: x - centre,
             "whiten within-kind, shrink 0.1": whiten(0.1),
             "whiten within-kind, shrink 0.01": whiten(0.01),
             "drop 20 within-kind directions": remove(axes[:, -20:]),
             "drop top principal component": remove(principal[:, -1:])}
-    print(f"{'linear map of the space':<50} {'kind mean':>21} {'own caption':>21}")
+    print(f"{'linear map of the space (identity: above)':<50} {'kind mean':>21} "
+          f"{'own caption':>21}")
     print(f"{'':<50} {'paperclip':>10} {'paraphr.':>10} {'paperclip':>10} {'paraphr.':>10}")
     for name, transform in maps.items():
-        mapped = unit(transform(texts))
-        means = {k: unit(mapped[~val & (kinds == k)].mean(0, keepdims=True))[0]
-                 for k in set(kinds[val])}
-        places = (np.stack([means[k] for k in kinds[val]]), mapped[val])
-        cells = [precision_at_10(unit(transform(vectors[s])), list(sets[s].values()), place,
-                                 kinds[val]) for place in places for s in sets]
-        print(f"{name:<50} " + " ".join(f"{c:10.3f}" for c in cells))
-    means = {k: unit(texts[~val & (kinds == k)].mean(0, keepdims=True))[0]
-             for k in set(kinds[val])}
-    places = (np.stack([means[k] for k in kinds[val]]), texts[val])
-    print(f"{'query template':<50}")
+        row(name, unit(transform(texts)),
+            lambda queries, transform=transform: unit(transform(model.encode_text(queries))))
+    print("query template")
     for template in TEMPLATES:
-        cells = [precision_at_10(model.encode_text([template.format(q) for q in sets[s]]),
-                                 list(sets[s].values()), place, kinds[val])
-                 for place in places for s in sets]
-        print(f"{template:<50} " + " ".join(f"{c:10.3f}" for c in cells))
+        row(template, texts,
+            lambda queries, template=template: model.encode_text(
+                [template.format(q) for q in queries]))
 
 
 def main(argv=None) -> int:
@@ -127,15 +128,14 @@ def main(argv=None) -> int:
     val = np.isin(pairs.proposals, held_out)
     captions, caption_of = np.unique(pairs.captions, return_inverse=True)
     texts = model.encode_text(list(captions))[caption_of]
-    kind_means = {kind: unit(texts[~val & (kinds == kind)].mean(0, keepdims=True))[0]
-                  for kind in sorted(set(kinds[val]))}
+    means = kind_means(texts, kinds, val)
     placements = {
         "own caption": texts[val],
-        "kind mean": np.stack([kind_means[kind] for kind in kinds[val]]),
+        "kind mean": kind_mean_placements(texts, kinds, val),
         f"model {args.model}": model.encode_images(pairs.paths[i] for i in np.flatnonzero(val)),
     }
     print(f"{archive.name}: {val.sum()} held-out previews of {len(set(pairs.proposals[val]))} "
-          f"proposals, {len(kind_means)} kinds")
+          f"proposals, {len(means)} kinds")
     print(f"{'placement':<20} {'paperclip':>9} {'paraphrases':>11} {'top-10%':>8} "
           f"{'matched cos':>11}")
     paraphrases = {}
@@ -150,9 +150,9 @@ def main(argv=None) -> int:
         print(f"{name:<20} {paper:9.3f} {para:11.3f} {top10:8.3f} {matched:11.3f}")
     if args.probes:
         probe_reshaped_spaces(model, texts, kinds, val)
-    names = sorted(kind_means)
+    names = list(means)
     nearest = np.array(names)[np.argmax(placements[f"model {args.model}"]
-                                        @ np.stack([kind_means[k] for k in names]).T, 1)]
+                                        @ np.stack(list(means.values())).T, 1)]
     print(f"kind_accuracy={np.mean(nearest == kinds[val]):.3f} "
           "(the model's previews nearest their own kind's mean caption)")
     own, kind, ours = paraphrases.values()

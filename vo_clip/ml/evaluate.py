@@ -31,7 +31,7 @@ from .pairs import archive_pairs, split_by_proposal
 
 __all__ = ["CURVE_K_PERCENTS", "K_PERCENTS", "SIMILARITY_BINS", "accuracy_at", "chance_accuracy",
            "evaluate", "query_precision", "read_query_file", "read_truth", "retrieval_accuracy",
-           "retrieval_ranks", "similarity_summary", "top_k_retrieval"]
+           "retrieval_ranks", "similarity_summary", "top_k_retrieval", "vector_precision"]
 
 #: The retrieval fractions reported as headline numbers (and in model cards).
 K_PERCENTS = (1, 2, 5, 10, 20, 30, 50)
@@ -84,11 +84,18 @@ def query_precision(model, image_features: np.ndarray, kinds: list[str],
                     queries: dict[str, set[str]], *, top: int = 10) -> dict[str, float]:
     """For each query, the fraction of its ``top`` previews whose kind answers it."""
     vectors = model.encode_text(list(queries))
-    scores = vectors @ image_features.T
-    out = {}
-    for (query, accepted), row in zip(queries.items(), scores):
+    precision = vector_precision(vectors, list(queries.values()), image_features, kinds, top=top)
+    return dict(zip(queries, precision))
+
+
+def vector_precision(vectors: np.ndarray, accepted: Sequence[set[str]],
+                     image_features: np.ndarray, kinds: Sequence[str], *,
+                     top: int = 10) -> list[float]:
+    """:func:`query_precision` for query vectors already embedded (or mapped) by the caller."""
+    out = []
+    for row, kinds_ok in zip(vectors @ image_features.T, accepted):
         best = np.argsort(-row, kind="stable")[:top]
-        out[query] = float(np.mean([kinds[i] in accepted for i in best]))
+        out.append(float(np.mean([kinds[i] in kinds_ok for i in best])))
     return out
 
 
