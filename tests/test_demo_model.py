@@ -94,9 +94,12 @@ def test_training_is_reproducible_and_learns(small_demo):
 def test_train_and_eval_commands(small_demo, tmp_path):
     out = tmp_path / "model.safetensors"
     trained = run_cli("train", "--recipe", "demo", "--archive", str(small_demo.root),
-                      "--out", str(out), "--epochs", "1", "--batch-size", "16", home=tmp_path)
+                      "--out", str(out), "--epochs", "1", "--batch-size", "16",
+                      "--refit-ridge", "0.3", home=tmp_path)
     assert "(epoch 1)" in trained.stdout
+    assert "refit the image output (ridge 0.3)" in trained.stdout
     card = read_card(out)
+    assert card.training_data["refit"]["ridge"] == 0.3
     assert card.training_data["settings"]["epochs"] == 1
     assert card.training_data["settings"]["lock_text"] is True  # the demo recipe: LiT
     assert card.base == "demo:untrained"
