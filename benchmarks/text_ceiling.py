@@ -28,8 +28,8 @@ placements.
 placement's: a least-squares linear classifier of the scene kind, fitted on the training
 previews' embeddings, read on the held-out ones (what the tower carries), and the
 model's embeddings placed again after training — by the ridge refit onto the training
-captions that the demo model ships with (:mod:`vo_clip.ml.refit`), at several ridges,
-and by the mean caption of each preview's nearest training previews.
+captions that ``vo-clip train --refit-ridge`` applies (:mod:`vo_clip.ml.refit`), at
+several ridges, and by the mean caption of each preview's nearest training previews.
 
 Run: ``python benchmarks/text_ceiling.py [--model demo] [--probes] [--image-probes]``
 (builds the default demo archive on first use).
@@ -47,7 +47,7 @@ from vo_clip.config import Config
 from vo_clip.ml.evaluate import (query_precision, read_truth, retrieval_accuracy,
                                  vector_precision)
 from vo_clip.ml.model import load_model
-from vo_clip.ml.pairs import archive_pairs
+from vo_clip.ml.pairs import archive_pairs, caption_embeddings
 from vo_clip.ml.refit import ridge_map
 from vo_clip.workspace import ensure_demo_archive
 
@@ -157,8 +157,7 @@ def main(argv=None) -> int:
     pairs = archive_pairs(archive, "summary")
     kinds = np.array([truth.get(obs_id, "") for obs_id in pairs.obs_ids])
     val = np.isin(pairs.proposals, held_out)
-    captions, caption_of = np.unique(pairs.captions, return_inverse=True)
-    texts = model.encode_text(list(captions))[caption_of]
+    texts = caption_embeddings(model, pairs.captions)
     means = kind_means(texts, kinds, val)
     placements = {
         "own caption": texts[val],

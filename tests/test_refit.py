@@ -17,7 +17,7 @@ from conftest import TINY_ARCHITECTURE
 from vo_clip.archive.demo import build_demo_archive
 from vo_clip.errors import VoClipError
 from vo_clip.ml.model import create_model
-from vo_clip.ml.pairs import archive_pairs, split_by_proposal
+from vo_clip.ml.pairs import archive_pairs, caption_embeddings, split_by_proposal
 from vo_clip.ml.refit import refit_image_projection, ridge_map, training_pairs
 
 #: The demo model's tower shape (ModifiedResNet with attention pooling), at toy size.
@@ -46,10 +46,10 @@ def test_ridge_map_recovers_a_linear_map():
 def test_refit_folds_the_map_into_the_tower(archive, architecture):
     model = create_model(architecture, seed=0, name="tiny", device="cpu")
     pairs = archive_pairs(archive)
-    train_pairs = pairs.subset(~split_by_proposal(pairs.proposals, 0.25, 0))
+    trained_on = ~split_by_proposal(pairs.proposals, 0.25, 0)
+    train_pairs = pairs.subset(trained_on)
     before = model.encode_images(pairs.paths)
-    unique, caption_of = np.unique(train_pairs.captions, return_inverse=True)
-    captions = model.encode_text(list(unique))[caption_of]
+    captions = caption_embeddings(model, train_pairs.captions)
     fitted = model.encode_images(train_pairs.paths)
 
     refit = refit_image_projection(model, train_pairs, 0.1)
@@ -62,8 +62,8 @@ def test_refit_folds_the_map_into_the_tower(archive, architecture):
     assert refit.pairs == len(train_pairs) and refit.ridge == 0.1
     # On the pairs it was fitted to, previews come nearer their captions.
     assert refit.matched_cosine_after > refit.matched_cosine_before
-    assert np.mean(np.sum(after[~split_by_proposal(pairs.proposals, 0.25, 0)] * captions, 1)) \
-        == pytest.approx(refit.matched_cosine_after, abs=1e-5)
+    assert np.mean(np.sum(after[trained_on] * captions, 1)) == pytest.approx(
+        refit.matched_cosine_after, abs=1e-5)
 
 
 def test_training_pairs_leave_out_the_held_out_proposals(archive):

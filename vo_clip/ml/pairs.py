@@ -14,7 +14,8 @@ import numpy as np
 
 from ..errors import ArchiveError
 
-__all__ = ["CAPTION_SOURCES", "Pairs", "archive_pairs", "caption_variants", "split_by_proposal"]
+__all__ = ["CAPTION_SOURCES", "Pairs", "archive_pairs", "caption_embeddings", "caption_variants",
+           "split_by_proposal"]
 
 CAPTION_SOURCES = ("summary", "abstract")
 
@@ -79,6 +80,13 @@ def _texts(column) -> list[str]:
     """The column's values as text; '' where masked (NULL)."""
     mask = np.ma.getmaskarray(column)
     return ["" if masked else str(value).strip() for value, masked in zip(column, mask)]
+
+
+def caption_embeddings(model, captions) -> np.ndarray:
+    """Each caption's unit text vector, one row per caption, each distinct text encoded once
+    (the observations of a proposal share its caption)."""
+    unique, caption_of = np.unique(list(captions), return_inverse=True)
+    return model.encode_text(list(unique))[caption_of]
 
 
 def summary_caption(objects: str, use_cases: str) -> str:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import VoClipError
+from .pairs import archive_pairs, caption_embeddings
 
 __all__ = ["Refit", "refit_image_projection", "ridge_map", "training_pairs"]
 
@@ -78,8 +79,7 @@ def refit_image_projection(model, pairs, ridge: float, *, progress: bool = False
     layer = _output_layer(model.module.visual)
     images = model.encode_images(pairs.paths, total=len(pairs),
                                  progress="refit: embedding previews" if progress else None)
-    unique, caption_of = np.unique(pairs.captions, return_inverse=True)
-    captions = model.encode_text(list(unique))[caption_of]
+    captions = caption_embeddings(model, pairs.captions)
     mapping = ridge_map(images, captions, ridge)
     layer(torch.from_numpy(mapping))
     mapped = images @ mapping
@@ -114,8 +114,6 @@ def _output_layer(visual):
 def training_pairs(archive, training_data: dict):
     """The pairs a run trained on, from its card's ``training_data``: every pair of
     ``archive`` (in the run's caption source) outside the held-out proposals."""
-    from .pairs import archive_pairs
-
     settings = training_data.get("settings", {})
     pairs = archive_pairs(archive, settings.get("captions", "summary"))
     held_out = training_data.get("validation_proposals") or []
