@@ -65,6 +65,9 @@ def test_first_query_builds_the_default_and_answers(first_run, demo_archive):
     truth = read_truth(demo_archive)
     kinds = [truth[r["obs_id"]] for r in rows]
     assert kinds.count("planetary_nebula") >= 8, kinds
+    # the demo index is calibrated: a match probability beside the cosine, ranked alike
+    match = [float(r["match"]) for r in rows]
+    assert match == sorted(match, reverse=True) and 0 <= match[-1] <= match[0] <= 1
     again = run_cli("query", "comets", "--top", "5", home=home)
     assert "first use" not in again.stderr
 
@@ -150,6 +153,12 @@ def test_default_index_follows_a_regenerated_demo_archive(tmp_path):
     assert "the demo archive or model changed: indexing 50 previews" in second.stderr
     ids = {r["obs_id"] for r in csv.DictReader(io.StringIO(second.stdout))}
     assert ids == set(Archive.open(tmp_path / "demo-archive").obs_ids)
+    # a default index from before match probabilities is brought up to date, vectors kept
+    (tmp_path / "indexes" / "demo-archive" / "score_moments.npz").unlink()
+    (tmp_path / "indexes" / "demo-archive" / "match_calibration.json").unlink()
+    third = run_cli("query", "comets", "--top", "3", "--format", "csv", home=tmp_path)
+    assert "the demo index has no match calibration yet: indexing 50 previews" in third.stderr
+    assert "match" in next(csv.DictReader(io.StringIO(third.stdout)))
 
 
 def test_python_example_runs(first_run):

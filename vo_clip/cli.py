@@ -128,9 +128,12 @@ def index(config: Config, archive, model, out, rebuild, batch_size, workers, ann
     vectors = built.index.vectors.describe()
     ann_note = ("" if vectors["kind"] == "none" else
                 f"; {vectors['kind']} ANN, nlist {vectors['nlist']}, nprobe {vectors['nprobe']}")
+    calibration = built.index.calibration
+    match_note = ("" if calibration is None else
+                  f"; match probability fitted on {calibration.queries} training captions")
     click.echo(f"indexed {len(built.index)} observations of {the_archive.name} with "
                f"{the_model.card.name} into {built.index.root} "
-               f"({built.embedded} embedded, {built.reused} reused){ann_note}")
+               f"({built.embedded} embedded, {built.reused} reused){ann_note}{match_note}")
 
 
 @cli.command()
@@ -866,6 +869,8 @@ def _emit(table, fmt: str, the_query) -> None:
             table, description=f"vo_clip search by {the_query.describe()}"))
     else:
         table["similarity"].format = ".4f"
+        if "match" in table.colnames:
+            table["match"].format = ".2f"
         table.add_column(list(range(1, len(table) + 1)), name="rank", index=0)
         for line in table.pformat(max_lines=-1, max_width=-1):
             click.echo(line)

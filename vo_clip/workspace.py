@@ -95,8 +95,11 @@ def _bring_up_to_date(config: Config, index, model, progress: bool, notify):
         from .ml.model import load_model
 
         model = load_model(model_spec(config), device=config.device)
-    notify(f"{'first use' if index is None else 'the demo archive or model changed'}: "
-           f"indexing {len(archive)} previews with {model.card.name} into {config.index_dir}")
+    reason = ("first use" if index is None else
+              "the demo index has no match calibration yet" if index.moments is None else
+              "the demo archive or model changed")
+    notify(f"{reason}: indexing {len(archive)} previews with {model.card.name} into "
+           f"{config.index_dir}")
     return build_index(archive, model, config.index_dir, rebuild=index is not None
                        and index.manifest.model_fingerprint != model.fingerprint,
                        progress=progress).index
@@ -109,11 +112,14 @@ def _current(config: Config, index, model) -> bool:
 
 
 def _up_to_date(index, config: Config, model) -> bool:
-    """Same model, same observations table (hashed, not parsed: this runs per query)."""
+    """Same model, same observations table (hashed, not parsed: this runs per query),
+    and the score moments an index has had since match probabilities."""
     from .archive.archive import OBSERVATIONS_FILE
     from .hashing import sha256_file
 
     if model is not None and index.manifest.model_fingerprint != model.fingerprint:
+        return False
+    if index.moments is None:  # built before them: re-indexing reuses every vector
         return False
     try:
         current = sha256_file(config.archive_dir / OBSERVATIONS_FILE)

@@ -31,7 +31,7 @@ from .pairs import archive_pairs, split_by_proposal
 
 __all__ = ["CURVE_K_PERCENTS", "K_PERCENTS", "SIMILARITY_BINS", "accuracy_at", "chance_accuracy",
            "evaluate", "query_precision", "read_query_file", "read_truth", "retrieval_accuracy",
-           "retrieval_ranks", "similarity_summary", "top_k_retrieval", "vector_precision"]
+           "retrieval_ranks", "roc_auc", "similarity_summary", "top_k_retrieval", "vector_precision"]
 
 #: The retrieval fractions reported as headline numbers (and in model cards).
 K_PERCENTS = (1, 2, 5, 10, 20, 30, 50)
@@ -140,6 +140,24 @@ def _hit(obs_id: str, score: float, truth, accepted) -> dict:
         if accepted is not None:
             hit["answers"] = hit["kind"] in accepted
     return hit
+
+
+def roc_auc(scores: np.ndarray, hits: np.ndarray) -> float:
+    """Area under the ROC curve: P(a random hit scores above a random miss), ties half.
+
+    Computed from ranks (Mann-Whitney), so scores on any scale compare.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    hits = np.asarray(hits, dtype=bool)
+    n_hit = int(hits.sum())
+    n_miss = len(hits) - n_hit
+    if n_hit == 0 or n_miss == 0:
+        raise ValueError("the AUC needs both hits and misses")
+    order = np.argsort(scores, kind="stable")
+    _, first, counts = np.unique(scores[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(scores))
+    ranks[order] = np.repeat(first + (counts - 1) / 2, counts)  # tied scores: mean rank
+    return float((ranks[hits].sum() - n_hit * (n_hit - 1) / 2) / (n_hit * n_miss))
 
 
 def read_truth(archive) -> dict[str, str] | None:

@@ -11,7 +11,7 @@ TAP layer joins to SQL results to evaluate similarity functions for every row at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,10 @@ from .catalog import SearchFilter
 from .index import EmbeddingIndex
 from .vectors import top_rows
 
-__all__ = ["Hits", "Query", "SearchEngine", "top_k"]
+__all__ = ["MATCH_DESCRIPTION", "Hits", "Query", "SearchEngine", "top_k"]
+
+MATCH_DESCRIPTION = ("Calibrated probability (0-1) that the preview shows what the text "
+                     "query describes; ranks as the similarity does")
 
 #: Below 1/8 of the rows, gathering the filtered rows beats scoring every row.
 _GATHER_FRACTION = 8
@@ -59,12 +62,15 @@ class Hits:
     """Ranked rows of a search, best first.
 
     ``approximate`` is true when an ANN index found them: a row a full scan would have
-    ranked among them may be missing (the scores shown are still exact).
+    ranked among them may be missing (the scores shown are still exact). ``match`` is
+    each row's match probability, for a text query on a calibrated index
+    (:mod:`.calibration`), else None.
     """
 
     rows: np.ndarray
     scores: np.ndarray
     approximate: bool = False
+    match: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -117,7 +123,11 @@ class SearchEngine:
         """The ``top`` rows most similar to ``query`` that satisfy ``search_filter``."""
         if top < 1:
             raise QueryError(f"--top must be at least 1, not {top}")
-        return self.search_vector(self.vector(query), top=top, search_filter=search_filter)
+        vector = self.vector(query)
+        hits = self.search_vector(vector, top=top, search_filter=search_filter)
+        if query.text is None:  # calibrated on captions: text queries only
+            return hits
+        return replace(hits, match=self.index.match_probability(vector, hits.scores))
 
     def search_vector(self, vector: np.ndarray, *, top: int = 10,
                       search_filter: SearchFilter | None = None) -> Hits:
@@ -131,5 +141,8 @@ class SearchEngine:
         table = self.index.catalog.fetch(hits.rows, columns)
         table["similarity"] = hits.scores.astype(np.float64)
         table["similarity"].description = "Cosine similarity of the preview to the query"
+        if hits.match is not None:
+            table["match"] = hits.match.astype(np.float64)
+            table["match"].description = MATCH_DESCRIPTION
         return table
 

@@ -8,6 +8,9 @@ Layout::
       catalog.sqlite    the observations (row i ↔ embedding i) and each preview's sha256
       vectors.faiss     only with ``--ann``: a faiss IVF-PQ index of the same rows
                         (ids = row numbers), memory-mapped; see :mod:`.vectors`
+      score_moments.npz       the rows' mean and covariance, and
+      match_calibration.json  where the archive has truth.csv: the match probability
+                              of text queries; see :mod:`.calibration`
 
 A fresh process opens an index without recomputing anything: ``np.load(mmap_mode="r")``
 maps the matrix and the operating system pages it in on first use. An index is tied to
@@ -31,6 +34,7 @@ from .. import __version__
 from ..errors import ArchiveError, IndexDamagedError, IndexMismatchError, IndexMissingError
 from ..hashing import sha256_file
 from ..timestamps import utc_seconds
+from .calibration import calibrate_index, load_calibration, write_calibration
 from .catalog import Catalog
 from .vectors import FAISS_FILE, AnnSettings, VectorIndex, build_faiss, open_vectors
 
@@ -65,7 +69,9 @@ class EmbeddingIndex:
     """An opened index: a memory-mapped embedding matrix, its vector index and catalog.
 
     ``vectors`` is what scores rows (exact, or an ANN index when the manifest names
-    one); ``embeddings`` stays the exact matrix whichever it is.
+    one); ``embeddings`` stays the exact matrix whichever it is. ``moments`` and
+    ``calibration`` turn a text query's cosines into match probabilities
+    (:mod:`.calibration`); either is None for an index that has none.
     """
 
     def __init__(self, root: Path, manifest: IndexManifest, embeddings: np.ndarray,
@@ -76,6 +82,14 @@ class EmbeddingIndex:
         self.catalog = catalog
         self.vectors = vectors if vectors is not None else open_vectors(
             root, manifest.vectors, embeddings)
+        self.moments, self.calibration = load_calibration(root)
+
+    def match_probability(self, vector: np.ndarray, cosines: np.ndarray) -> np.ndarray | None:
+        """P(match) of a text query's ``cosines`` (any rows), or None without a calibration."""
+        if self.moments is None or self.calibration is None:
+            return None
+        mean, std = self.moments.query_features(vector)
+        return self.calibration.probability(cosines, float(mean[0]), float(std[0]))
 
     @classmethod
     def open(cls, root: str | os.PathLike) -> "EmbeddingIndex":
@@ -189,7 +203,9 @@ class EmbeddingIndex:
 
     def describe(self) -> dict:
         return {"path": str(self.root), **asdict(self.manifest),
-                "vectors": self.vectors.describe()}
+                "vectors": self.vectors.describe(),
+                "match_calibration": (None if self.calibration is None
+                                      else asdict(self.calibration))}
 
 
 @dataclass(frozen=True)
@@ -257,6 +273,7 @@ def build_index(archive, model, out: str | os.PathLike, *, rebuild: bool = False
                           nlist=tuned.nlist, nprobe=tuned.nprobe or before.get("nprobe"),
                           pq_m=tuned.pq_m or before.get("pq_m"))
     vectors = _build_vectors(work, matrix, ann, old, archive, hashes)
+    write_calibration(work, *calibrate_index(archive, model, matrix))
     del matrix
     Catalog.build(work / CATALOG, archive.table)
     with sqlite3.connect(work / CATALOG) as db:
