@@ -69,7 +69,8 @@ def examples():
     """DALI examples (TOPCAT's "service-provided" examples), naming a served observation."""
     obs_id, ra, dec = tap_service().lookups.sample_observation()
     title = current_app.extensions["vo_clip.config"].title
-    return Response(examples_xhtml(example_queries(obs_id, ra, dec), title=title),
+    items = example_queries(obs_id, ra, dec, match=tap_service().match_calibrated)
+    return Response(examples_xhtml(items, title=title),
                     mimetype="text/html")
 
 

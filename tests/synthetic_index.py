@@ -21,6 +21,7 @@ _INSTRUMENTS = ["ACS/WFC", "WFC3/UVIS", "WFC3/IR", "WFPC2", "STIS/CCD", "NICMOS/
 
 def synthetic_index(root: Path, rows: int, dim: int = 512, seed: int = 7) -> Path:
     """A real index directory (manifest, embeddings, catalog) of ``rows`` synthetic rows."""
+    from vo_clip.search.calibration import MatchCalibration, ScoreMoments, write_calibration
     from vo_clip.search.catalog import Catalog
     from vo_clip.search.index import CATALOG, EMBEDDINGS, MANIFEST
 
@@ -62,4 +63,10 @@ def synthetic_index(root: Path, rows: int, dim: int = 512, seed: int = 7) -> Pat
                 "archive": {"path": str(root), "name": "synthetic"}, "count": rows,
                 "embed_dim": dim, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
     (root / MANIFEST).write_text(json.dumps(manifest))
+    # vo_clip_match needs a calibration; with no captions to fit one on, fixed
+    # coefficients of the demo's magnitude (a row's cluster passes 0.5, the rest not)
+    embeddings = np.load(root / EMBEDDINGS, mmap_mode="r")
+    write_calibration(root, ScoreMoments.of(embeddings), MatchCalibration(
+        (26.0, -30.0, -17.0, -3.0), queries=0, rows=0, matches=0,
+        basis="synthetic: fixed coefficients, not fitted"))
     return root

@@ -14,6 +14,7 @@ from conftest import BACKENDS, run_cli, tap_on_backend, write_tiny_archive
 from vo_clip.archive import Archive
 from vo_clip.ml.model import load_model
 from vo_clip.search import vectors as vectors_module
+from vo_clip.search.calibration import MatchCalibration, load_calibration, write_calibration
 from vo_clip.search.catalog import SearchFilter
 from vo_clip.search.engine import SearchEngine
 from vo_clip.search.index import EmbeddingIndex, build_index
@@ -158,6 +159,9 @@ def test_adding_previews_extends_the_trained_ann_index(tmp_path, model):
 def test_a_changed_preview_readds_every_row_without_retraining(tmp_path, model):
     archive = grown_archive(tmp_path / "archive", 60)
     build_index(archive, model, tmp_path / "index", progress=False, ann=AnnSettings("ivf-pq"))
+    moments, _ = load_calibration(tmp_path / "index")  # no truth.csv: a fixed calibration
+    calibration = MatchCalibration((26.0, -30.0, -17.0, -3.0), 0, 0, 0, "fixed")
+    write_calibration(tmp_path / "index", moments, calibration)
     (tmp_path / "archive" / "previews" / "obs003.png").write_bytes(
         (tmp_path / "archive" / "previews" / "obs004.png").read_bytes())
     again = build_index(Archive.open(tmp_path / "archive"), model, tmp_path / "index",
@@ -234,6 +238,9 @@ def test_tap_ranks_through_the_ann_index_and_says_so(tmp_path, model, request, b
 
     archive = grown_archive(tmp_path / "archive", 60)
     build_index(archive, model, tmp_path / "index", progress=False, ann=AnnSettings("ivf-pq"))
+    moments, _ = load_calibration(tmp_path / "index")  # no truth.csv: a fixed calibration
+    calibration = MatchCalibration((26.0, -30.0, -17.0, -3.0), 0, 0, 0, "fixed")
+    write_calibration(tmp_path / "index", moments, calibration)
     # 60 rows are below the candidate ceiling: let the small index use candidates anyway
     monkeypatch.setattr(tap_module, "_CANDIDATE_CEILING", 1.0)
     monkeypatch.setattr(tap_module, "_MIN_CANDIDATES", 4)
@@ -262,3 +269,12 @@ def test_tap_ranks_through_the_ann_index_and_says_so(tmp_path, model, request, b
         assert not worst.approximate
         assert [int(r[0][3:]) for r in worst.rows] == list(np.argsort(exact, kind="stable")[:5])
         assert 'name="APPROXIMATE"' not in b"".join(worst.render()).decode()
+        # vo_clip_match ranks through the ANN index as the similarity does, calibrated
+        matched = tap.execute({"LANG": "ADQL", "QUERY": "SELECT TOP 5 obs_id, "
+                               "vo_clip_match('q') AS p FROM ivoa.ObsCore ORDER BY p DESC"},
+                              base_url="http://127.0.0.1", query_vectors={"q": vector})
+        assert matched.approximate
+        assert [r[0] for r in matched.rows] == [r[0] for r in ranked.rows]
+        mean, std = moments.query_features(vector)
+        np.testing.assert_allclose([r[1] for r in matched.rows], calibration.probability(
+            exact[rows], float(mean[0]), float(std[0])), rtol=1e-6)

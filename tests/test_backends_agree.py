@@ -21,6 +21,7 @@ pytestmark = pytest.mark.postgres
 
 SIM = "vo_clip_similarity('spiral galaxy')"
 LIKE = "vo_clip_similarity_to('syn_00000042')"
+MATCH = "vo_clip_match('spiral galaxy')"
 CONE = "1 = CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 150, 10, 8))"
 
 #: (name, query): each ordered completely, or compared as a set (see ``_ordered``).
@@ -121,6 +122,13 @@ CORPUS = [
                              "USING (obs_id) ORDER BY s DESC"),
     ("similarity aggregate", f"SELECT instrument_name, MAX({SIM}) AS best FROM ivoa.ObsCore "
                              "GROUP BY instrument_name ORDER BY instrument_name"),
+    ("match", f"SELECT TOP 10 obs_id, {MATCH} AS p, {SIM} AS s FROM ivoa.ObsCore "
+              "ORDER BY p DESC"),
+    ("match threshold", f"SELECT obs_id, {MATCH} AS p FROM ivoa.ObsCore WHERE {MATCH} > 0.5 "
+                        "ORDER BY obs_id"),
+    ("match in a join", "SELECT TOP 5 o.obs_id, vo_clip_match(h.obs_id, 'spiral galaxy') AS p "
+                        "FROM ivoa.ObsCore o JOIN hst.observations h USING (obs_id) "
+                        "ORDER BY p DESC"),
 ]
 
 

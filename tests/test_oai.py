@@ -101,7 +101,7 @@ def test_identify(repository):
     identify = ask(repository, verb="Identify").find(OAI + "Identify")
     assert identify.findtext(OAI + "baseURL") == BASE
     assert identify.findtext(OAI + "protocolVersion") == "2.0"
-    assert identify.findtext(OAI + "earliestDatestamp") == "2026-12-02T00:00:00Z"
+    assert identify.findtext(OAI + "earliestDatestamp") == "2026-12-07T00:00:00Z"
     assert identify.findtext(OAI + "granularity") == "YYYY-MM-DDThh:mm:ssZ"
     assert identify.findtext(OAI + "adminEmail") == "vo-clip@example.org"
     registry = identify.find(f"{OAI}description/{RI_RESOURCE}")
@@ -124,7 +124,7 @@ def test_get_record(repository, records):
                    identifier="IVO://EXAMPLE.ORG/vo_clip/tap")
     header = document.find(f".//{OAI}header")
     assert header.findtext(OAI + "identifier") == "ivo://example.org/vo_clip/tap"
-    assert header.findtext(OAI + "datestamp") == "2026-12-02T00:00:00Z"
+    assert header.findtext(OAI + "datestamp") == "2026-12-07T00:00:00Z"
     assert header.findtext(OAI + "setSpec") == "ivo_managed"
     resource = document.find(f".//{OAI}metadata/{RI_RESOURCE}")
     assert canonical(resource) == canonical(etree.fromstring(records[0].to_xml()))

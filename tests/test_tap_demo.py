@@ -7,6 +7,7 @@ import csv
 import io
 import subprocess
 
+import numpy as np
 import pytest
 import pyvo
 import requests
@@ -17,6 +18,7 @@ from vo_clip.archive import Archive
 from vo_clip.archive.demo.evaluation import PAPERCLIP_QUERIES
 from vo_clip.config import Config
 from vo_clip.ml.evaluate import read_truth
+from vo_clip.ml.evaluate import roc_auc as auc
 from vo_clip.search.engine import Query
 from vo_clip.workspace import open_engine
 
@@ -81,3 +83,29 @@ def test_stilts_tapquery_runs_the_paperclip_queries(demo):
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["obs_id"] for r in rows] == list(service.search(query)["obs_id"])
+
+
+def test_match_probability_ranks_as_similarity_and_reads_across_queries(demo):
+    """vo_clip_match, through the service: for each of PAPERCLIP's ten it orders the
+    3,000 rows as vo_clip_similarity does, and pooled over the ten it separates right
+    from wrong rows better than the cosine (measured: AUC 0.976 against 0.966), with
+    one threshold for all: of the rows above 0.5, 0.77 are right."""
+    config, _, service, _ = demo
+    truth = read_truth(Archive.open(config.archive_dir))
+    cosines, probabilities, hits = [], [], []
+    for text, kinds in PAPERCLIP_QUERIES.items():
+        quoted = text.replace("'", "''")
+        table = service.search(
+            f"SELECT obs_id, vo_clip_similarity('{quoted}') AS s, vo_clip_match('{quoted}') "
+            "AS p FROM ivoa.ObsCore ORDER BY p DESC", maxrec=5000).to_table()
+        assert len(table) == 3000
+        s, p = np.asarray(table["s"], float), np.asarray(table["p"], float)
+        assert np.all(np.diff(s) <= 1e-6), text  # ordered by p is ordered by s
+        assert np.all((p >= 0) & (p <= 1))
+        cosines.append(s)
+        probabilities.append(p)
+        hits.append(np.array([truth[str(obs_id)] in kinds for obs_id in table["obs_id"]]))
+    s, p, hit = map(np.concatenate, (cosines, probabilities, hits))
+    assert auc(p, hit) > auc(s, hit) + 0.005, (auc(p, hit), auc(s, hit))
+    assert hit[p > 0.5].mean() >= 0.7
+    assert hit[p < 0.1].mean() <= 0.02

@@ -135,7 +135,8 @@ result_max_bytes, image_max_pixels : int
         "a CLIP image-text model fine-tuned on HST previews and proposal abstracts "
         "(the PAPERCLIP method) ranks observations by how well their preview matches "
         "a sentence, an image or another observation. ADQL queries call the similarity "
-        "functions vo_clip_similarity and vo_clip_similarity_to; every row links through "
+        "functions vo_clip_similarity and vo_clip_similarity_to, and vo_clip_match for a "
+        "calibrated probability that a row matches the sentence; every row links through "
         "DataLink to its preview, a FITS product, its proposal and similar observations.")
     publisher: str = "Example Observatory (vo_clip default deployment)"
     publisher_url: str | None = None
@@ -149,7 +150,7 @@ result_max_bytes, image_max_pixels : int
     coverage_spatial: str = ""
     coverage_temporal: tuple[float, ...] = ()
     record_created: str = "2026-11-22T00:00:00Z"
-    record_updated: str | None = "2026-12-02T00:00:00Z"
+    record_updated: str | None = "2026-12-07T00:00:00Z"
     oai_page_size: int = 50
     threads: int = 8
     connection_limit: int = 1000

@@ -90,9 +90,21 @@ UDFS = (
     Udf("vo_clip_similarity_to(did VARCHAR, obsid VARCHAR) -> DOUBLE",
         "As vo_clip_similarity_to(obsid), for the observation whose obs_publisher_did "
         "(or obs_id) column is given"),
+    Udf("vo_clip_match(query VARCHAR) -> DOUBLE",
+        "Calibrated probability (0 to 1) that the row's preview shows what the "
+        "natural-language query describes: vo_clip_similarity(query) turned into a "
+        "chance that reads the same for every query (fitted on the training captions), "
+        "so one threshold serves them all, e.g. WHERE vo_clip_match('comets') > 0.5. "
+        "It ranks exactly as vo_clip_similarity(query) does"),
+    Udf("vo_clip_match(did VARCHAR, query VARCHAR) -> DOUBLE",
+        "As vo_clip_match(query), for the observation whose obs_publisher_did (or "
+        "obs_id) column is given"),
 )
 
 _SYSTEMS = {"", "ICRS"}
+
+#: Similarity kinds whose argument is a text the model embeds.
+_TEXT_KINDS = ("text", "match")
 
 
 # -- the result of a translation --------------------------------------------------------
@@ -102,7 +114,7 @@ class Similarity:
     """One similarity call: compare every row's preview with a text or an observation."""
 
     slot: int
-    kind: str  # "text" or "observation"
+    kind: str  # "text", "match" (a text's calibrated probability) or "observation"
     argument: str
 
 
@@ -205,9 +217,10 @@ def _translate_cached(adql: str, limits: TapLimits, dialect: SqlDialect) -> Tran
 
 # -- query texts as parameters ------------------------------------------------------------
 
-#: A ``vo_clip_similarity`` call's text literal, after an optional table argument.
+#: A ``vo_clip_similarity`` or ``vo_clip_match`` call's text literal, after an optional
+#: table argument.
 _SIMILARITY_TEXT = re.compile(
-    r"(\bvo_clip_similarity\s*\(\s*(?:[A-Za-z_\"][\w.\"]*\s*,\s*)?)'((?:[^']|'')*)'(?=\s*\))",
+    r"(\bvo_clip_(?:similarity|match)\s*\(\s*(?:[A-Za-z_\"][\w.\"]*\s*,\s*)?)'((?:[^']|'')*)'(?=\s*\))",
     re.IGNORECASE)
 #: Placeholders no query has: a per-process nonce.
 _PLACEHOLDER = f"vo_clip_query_text_{secrets.token_hex(8)}_"
@@ -244,7 +257,7 @@ def _translate_as_template(adql: str, limits: TapLimits,
     except (UsageFault, LimitFault):
         return None
     values = {key: text for text, key in texts.items()}
-    similarities = [s for s in translation.similarities if s.kind == "text"
+    similarities = [s for s in translation.similarities if s.kind in _TEXT_KINDS
                     and s.argument in values]
     rest = repr((translation.compiled, translation.columns, translation.top,
                  translation.ranking,
@@ -412,7 +425,7 @@ def _star_columns(star: exp.Star) -> int:
 
 
 def _check_similarities(similarities: list["Similarity"], limits: TapLimits) -> None:
-    texts = {s.argument for s in similarities if s.kind == "text"}
+    texts = {s.argument for s in similarities if s.kind in _TEXT_KINDS}
     if len(texts) > limits.query_max_texts:
         raise LimitFault(f"the QUERY compares with {len(texts)} different texts; the limit "
                          f"(query_max_texts) is {limits.query_max_texts}",
@@ -548,11 +561,11 @@ class _Translator:
         return exp.Anonymous(this=offered.sql, expressions=args)
 
     def _similarity(self, node, name, args) -> exp.Expression:
-        kind = "text" if name == "VO_CLIP_SIMILARITY" else "observation"
+        kind = {"VO_CLIP_SIMILARITY": "text", "VO_CLIP_MATCH": "match"}.get(name, "observation")
         *row, argument = args
         if not (isinstance(argument, exp.Literal) and argument.is_string
                 and argument.this.strip()):
-            what = "a query text" if kind == "text" else "an obs_id"
+            what = "an obs_id" if kind == "observation" else "a query text"
             raise UsageFault(f"{node.name}: the last argument must be {what} in quotes",
                              f"e.g. {node.name}('...')", parameter="QUERY")
         alias = self._bound_table(node, row[0] if row else None)
@@ -719,6 +732,9 @@ def _point_parts(arg: exp.Expression) -> list[exp.Expression]:
 
 _SIMILARITY_COLUMN = dict(datatype="double", ucd="stat.correlation",
                           description="Cosine similarity of the preview to the query")
+_MATCH_COLUMN = dict(datatype="double", ucd="stat.probability",
+                     description="Calibrated probability that the preview shows what the "
+                                 "query describes")
 
 
 def _expression_name(node: exp.Expression) -> str:
@@ -761,6 +777,8 @@ def _function_metadata(node: exp.Anonymous, tables, name: str) -> TapColumn | No
     function = FUNCTIONS.get(upper)
     if function is None:
         return None
+    if upper == "VO_CLIP_MATCH":
+        return TapColumn(name, **_MATCH_COLUMN)
     if function.kind == "similarity":
         return TapColumn(name, **_SIMILARITY_COLUMN)
     if upper == "COUNT":

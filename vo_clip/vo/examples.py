@@ -25,8 +25,20 @@ class Example:
     tables: tuple[str, ...] = ("ivoa.ObsCore",)
 
 
-def examples(obs_id: str = "OBS_ID", ra: float = 150.0, dec: float = 2.0) -> list[Example]:
-    """The examples, naming a real observation (and its position) of the served archive."""
+def examples(obs_id: str = "OBS_ID", ra: float = 150.0, dec: float = 2.0, *,
+             match: bool = True) -> list[Example]:
+    """The examples, naming a real observation (and its position) of the served archive.
+
+    ``match`` says the index has a match calibration, which ``vo_clip_match`` needs.
+    """
+    calibrated = [
+        Example("likely-matches", "Likely matches, with one threshold for every query",
+                "Keep the observations whose calibrated match probability passes a "
+                "threshold: unlike the cosine, it reads the same from one query to the next.",
+                "SELECT TOP 50 obs_id, target_name, instrument_name,\n"
+                "       vo_clip_match('comets') AS p_match\nFROM ivoa.ObsCore\n"
+                "WHERE vo_clip_match('comets') > 0.5\nORDER BY p_match DESC"),
+    ] if match else []
     return [
         Example("text-search", "Observations that look like a description",
                 "Rank observations by the cosine similarity of their preview to a "
@@ -65,6 +77,7 @@ def examples(obs_id: str = "OBS_ID", ra: float = 150.0, dec: float = 2.0) -> lis
                 "SELECT TOP 10 proposal_id, proposal_title, COUNT(*) AS n\n"
                 "FROM hst.observations\nGROUP BY proposal_id, proposal_title\n"
                 "ORDER BY n DESC", ("hst.observations",)),
+        *calibrated,
     ]
 
 

@@ -153,8 +153,9 @@ class TapService:
                 recorder: StageRecorder | None = None) -> QueryResult:
         """Run the query that ``params`` (upper-cased names) describe.
 
-        ``query_vectors`` maps a text argument of ``vo_clip_similarity`` to the vector
-        to use instead of the text's embedding (an uploaded image, for instance).
+        ``query_vectors`` maps a text argument of ``vo_clip_similarity`` (or
+        ``vo_clip_match``) to the vector to use instead of the text's embedding (an
+        uploaded image, for instance).
         ``recorder`` is told how long each stage took (:mod:`vo_clip.vo.timing`),
         rendering included.
 
@@ -249,11 +250,13 @@ class TapService:
         search in :meth:`_rows`.
         """
         def given(s) -> bool:
-            return s.kind == "text" and s.argument in query_vectors
+            return s.kind in ("text", "match") and s.argument in query_vectors
 
         similarities = translation.similarities
         if not similarities:
             return [], []
+        if not self.match_calibrated and any(s.kind == "match" for s in similarities):
+            raise self._uncalibrated()
         if all(given(s) for s in similarities):
             vectors = [query_vectors[s.argument] for s in similarities]
         else:
@@ -264,8 +267,30 @@ class TapService:
         by_ann = (ranking.slot if ranking is not None and ranking.descending
                   and self.index.vectors.approximate else None)
         with clock.stage("score"):
-            return vectors, [None if slot == by_ann else self.index.vectors.scores(v)
-                             for slot, v in enumerate(vectors)]
+            return vectors, [None if slot == by_ann else
+                             self._calibrated(s, v, self.index.vectors.scores(v))
+                             for slot, (s, v) in enumerate(zip(similarities, vectors))]
+
+    def _calibrated(self, similarity, vector: np.ndarray, cosines: np.ndarray) -> np.ndarray:
+        """``cosines`` as the call returns them: a ``vo_clip_match`` call's probabilities.
+
+        Raises
+        ------
+        UsageFault
+            For ``vo_clip_match`` on an index without a calibration.
+        """
+        if similarity.kind != "match":
+            return cosines
+        probability = self.index.match_probability(vector, cosines)
+        if probability is None:
+            raise self._uncalibrated()
+        return probability
+
+    @staticmethod
+    def _uncalibrated() -> UsageFault:
+        return UsageFault("vo_clip_match: this service's index has no match calibration "
+                          "(it is fitted where the archive says what its previews show, "
+                          "in truth.csv)", "use vo_clip_similarity", parameter="QUERY")
 
     def _vector(self, kind: str, argument: str) -> np.ndarray:
         if kind == "observation":
@@ -291,13 +316,15 @@ class TapService:
               wanted: int) -> tuple[list[tuple], bool]:
         """The rows, and whether an approximate search chose their candidates."""
         ranking, cap = translation.ranking, self.limits.result_max_bytes
+        similarities = translation.similarities
         n = len(self.index)
         candidates = max(_CANDIDATE_FACTOR * wanted, _MIN_CANDIDATES)
         while ranking is not None and candidates < _CANDIDATE_CEILING * n:
             slot, approximate = ranking.slot, False
             if scores[slot] is None:  # an ANN index: its best rows, with exact scores
                 found, best, approximate = self.index.vectors.top(vectors[slot], candidates)
-                ranked = np.full(n, np.nan, dtype=np.float32)
+                best = self._calibrated(similarities[slot], vectors[slot], best)
+                ranked = np.full(n, np.nan, dtype=best.dtype)
                 ranked[found] = best
                 chosen, given = np.sort(found), [*scores[:slot], ranked, *scores[slot + 1:]]
             else:
@@ -312,8 +339,15 @@ class TapService:
             candidates *= 8
         if ranking is not None and scores[ranking.slot] is None:  # exact, after all
             scores = list(scores)
-            scores[ranking.slot] = self.index.vectors.scores(vectors[ranking.slot])
+            slot = ranking.slot
+            scores[slot] = self._calibrated(similarities[slot], vectors[slot],
+                                            self.index.vectors.scores(vectors[slot]))
         return session.run(translation.compiled, scores, None, wanted, cap), False
+
+    @property
+    def match_calibrated(self) -> bool:
+        """Whether ``vo_clip_match`` can answer: the index has a match calibration."""
+        return getattr(self.index, "calibration", None) is not None
 
     def engine(self):
         """The search engine with its model (loaded on first use).

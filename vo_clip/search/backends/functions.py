@@ -48,6 +48,7 @@ _ADQL = (
     _f("DISTANCE", 2, 4, "geometry", "vo_clip_distance"),
     _f("VO_CLIP_SIMILARITY", 1, 2, "similarity", "vo_clip_score"),
     _f("VO_CLIP_SIMILARITY_TO", 1, 2, "similarity", "vo_clip_score"),
+    _f("VO_CLIP_MATCH", 1, 2, "similarity", "vo_clip_score"),
 )
 
 #: Geometry functions implemented, as TAPRegExt ``features-adqlgeo`` names them.
