@@ -38,6 +38,8 @@ from flask import (
 )
 from werkzeug.routing import BuildError
 
+from vo_clip.errors import VoClipError
+
 __all__ = ["aladin_dist", "bp", "content_security_policy", "node_modules_dir"]
 
 bp = Blueprint("web", __name__, static_folder="static", static_url_path="/assets",
@@ -128,6 +130,18 @@ def _tap_url() -> str:
     return base.rstrip("/") + "/tap"
 
 
+def _match_calibrated() -> bool:
+    """Whether the TAP service offers vo_clip_match (False in an app without TAP, or
+    while its index cannot be opened: the page then asks for the similarity alone)."""
+    opened = current_app.extensions.get("vo_clip.tap")
+    if opened is None:
+        return False
+    try:
+        return opened().match_calibrated
+    except VoClipError:
+        return False
+
+
 @bp.get("/")
 def search_page():
     """The search page; query-string values pre-fill the form (escaped by Jinja)."""
@@ -143,6 +157,7 @@ def search_page():
         aladin_js=url_for("web.vendor", filename="aladin.js") if aladin else "",
         hips_url=url_for("web.hips_properties").removesuffix("/properties"),
         no_proxy=url_for("web.no_proxy"),
+        match=_match_calibrated(),
     )
     response = Response(page, mimetype="text/html")
     response.headers["Content-Security-Policy"] = content_security_policy()

@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -197,6 +198,7 @@ def test_a_text_search_shows_thumbnails_and_the_selection_in_aladin(session, tin
 
     adql = page.text_content("#adql")
     assert "vo_clip_similarity(o.obs_publisher_did, 'a bright compact source') AS similarity" in adql
+    assert "vo_clip_match" not in adql  # the tiny index has no match calibration
     assert obs_ids == tap_rows(base, adql)  # the page shows what the shown ADQL returns
     assert len(obs_ids) == 36 and page.text_content("#status").startswith("36 results for")
 
@@ -596,6 +598,13 @@ def test_the_demo_archive_through_the_page(browser, demo_first_run, tmp_path):
             page.fill("#top", "10")
             obs_ids = session.search(FIRST_QUERY)
             assert obs_ids == cli
+            # the demo index is calibrated: each card shows the match probability too
+            assert "vo_clip_match(o.obs_publisher_did" in page.text_content("#adql")
+            labels = page.eval_on_selector_all("#results .sim",
+                                               "s => s.map(e => e.textContent)")
+            percents = [int(re.fullmatch(r"0\.\d{3} · match (\d+) %", s).group(1))
+                        for s in labels]
+            assert percents == sorted(percents, reverse=True) and percents[0] > 50, labels
             page.wait_for_function("() => Array.from(document.querySelectorAll('#results img'))"
                                    ".slice(0, 4).every(i => i.complete && i.naturalWidth > 0)")
             footprints = page.evaluate("window.voClipAladin.view.allOverlayLayers"

@@ -21,6 +21,7 @@ from conftest import missing_tool
 from PIL import Image
 
 from service import create_app, web
+from service.app import close_app
 from vo_clip.config import Config
 
 STATIC = Path(web.__file__).parent / "static"
@@ -107,6 +108,31 @@ def test_the_page_renders_with_a_form_a_sky_panel_and_a_policy(client):
     assert "default-src 'self'" in csp and "object-src 'none'" in csp
     assert "http://localhost:21012" in csp  # the SAMP hub, and no other host
     assert not re.search(r"https?://(?!localhost:21012|127\.0\.0\.1:21012)", csp)
+
+
+def test_the_page_asks_for_match_probabilities_only_where_the_index_has_them(
+        client, tiny_index, tmp_path):
+    from vo_clip.search.calibration import (MatchCalibration, load_calibration,
+                                            write_calibration)
+
+    def flag(response) -> str:
+        return Page(response.get_data(as_text=True)).find("body")[0]["data-match"]
+
+    def page_over(index) -> str:
+        app = create_app(Config(home=tmp_path, index=index))
+        try:
+            return flag(Client(app).get("/"))
+        finally:
+            close_app(app)
+
+    assert flag(client.get("/")) == "false"  # no index to open
+    index = tmp_path / "calibrated"
+    shutil.copytree(tiny_index, index)
+    assert page_over(index) == "false"
+    moments, _ = load_calibration(index)  # the tiny archive has no truth.csv: a fixed fit
+    write_calibration(index, moments, MatchCalibration((26.0, -30.0, -17.0, -3.0), 0, 0, 0,
+                                                       "fixed"))
+    assert page_over(index) == "true"
 
 
 def test_every_input_has_a_visible_label(client):
@@ -292,6 +318,7 @@ check("all", () => adql.textQuery("x", adql.readFilters({ top: "7", instrument: 
   from: "2010-01-01", to: "2010-01-31", ra: "10.5", dec: "\u221245", radius: "0.25" })));
 check("from_only", () => adql.textQuery("x", adql.readFilters({ from: "1995-06-01" })));
 check("like", () => adql.likeQuery("obs'1", adql.readFilters({ top: "3" })));
+check("match", () => adql.textQuery("Tom's comet", adql.readFilters({}), { match: true }));
 check("empty", () => adql.textQuery("   ", adql.readFilters({})));
 check("top_big", () => adql.readFilters({ top: "1001" }));
 check("top_frac", () => adql.readFilters({ top: "2.5" }));
@@ -326,6 +353,14 @@ def test_adql_quotes_the_text_and_keeps_the_query_shape(adql_cases):
     assert query.startswith("SELECT TOP 50 o.obs_id, o.obs_publisher_did, o.target_name,")
     assert "FROM ivoa.ObsCore AS o\nJOIN hst.observations AS h USING (obs_id)\n" in query
     assert query.endswith("ORDER BY similarity DESC") and "WHERE" not in query
+
+
+def test_adql_asks_for_the_match_probability_when_the_service_has_it(adql_cases):
+    query = adql_cases["match"]["ok"]
+    assert ("vo_clip_similarity(o.obs_publisher_did, 'Tom''s comet') AS similarity,\n"
+            "       vo_clip_match(o.obs_publisher_did, 'Tom''s comet') AS match\n") in query
+    assert query.endswith("ORDER BY similarity DESC")
+    assert "vo_clip_match" not in adql_cases["quotes"]["ok"]
 
 
 def test_adql_filters(adql_cases):

@@ -119,10 +119,11 @@ function conditions(filters) {
   return where;
 }
 
-function assemble(top, similarity, where) {
+function assemble(top, similarity, where, match = null) {
   const lines = [`SELECT TOP ${top} ${COLUMNS[0]}`];
   for (const line of COLUMNS.slice(1)) lines.push(`       ${line}`);
-  lines.push(`       ${similarity} AS similarity`);
+  lines.push(`       ${similarity} AS similarity${match ? "," : ""}`);
+  if (match) lines.push(`       ${match} AS match`);
   lines.push("FROM ivoa.ObsCore AS o");
   lines.push("JOIN hst.observations AS h USING (obs_id)");
   where.forEach((condition, i) => lines.push(`${i ? "  AND" : "WHERE"} ${condition}`));
@@ -130,10 +131,13 @@ function assemble(top, similarity, where) {
   return lines.join("\n");
 }
 
-/** The ranked text search. */
-export function textQuery(text, filters) {
-  const similarity = `vo_clip_similarity(o.obs_publisher_did, ${sqlString(cleanText(text))})`;
-  return assemble(filters.top, similarity, conditions(filters));
+/** The ranked text search; with `match`, also the calibrated match probability (the
+ *  service has one when its archive says what its previews show). */
+export function textQuery(text, filters, { match = false } = {}) {
+  const quoted = sqlString(cleanText(text));
+  const similarity = `vo_clip_similarity(o.obs_publisher_did, ${quoted})`;
+  return assemble(filters.top, similarity, conditions(filters),
+                  match ? `vo_clip_match(o.obs_publisher_did, ${quoted})` : null);
 }
 
 /** "More like this": observations ranked by similarity to one observation's preview. */

@@ -182,9 +182,11 @@ function render(rows) {
     if (preview) thumb.setAttribute("src", preview);
     thumb.setAttribute("alt", `Preview of ${row.obs_id}: ${target}, ${instrument}`);
     const similarity = typeof row.similarity === "number" ? row.similarity.toFixed(3) : "–";
-    card.querySelector(".sim").textContent = similarity;
+    const match = typeof row.match === "number" ? `${Math.round(100 * row.match)} %` : null;
+    card.querySelector(".sim").textContent = match ? `${similarity} · match ${match}` : similarity;
     pick.setAttribute("aria-label",
-                      `${index + 1}. ${target}, ${instrument}, similarity ${similarity}: show in the sky view`);
+                      `${index + 1}. ${target}, ${instrument}, similarity ${similarity}` +
+                      `${match ? `, match ${match}` : ""}: show in the sky view`);
     pick.addEventListener("click", () => select(index, { from: "list" }));
     card.querySelector(".target").textContent = target;
     card.querySelector(".instrument").textContent = instrument;
@@ -272,7 +274,7 @@ async function search() {
     } else {
       const text = cleanText($("q").value);
       rememberSearch(text);
-      await runAdql(textQuery(text, filters), `“${text}”`);
+      await runAdql(textQuery(text, filters, { match: config.match === "true" }), `“${text}”`);
     }
   } catch (error) {
     if (!(error instanceof FormError)) throw error;
