@@ -173,14 +173,14 @@ def calibrate_index(archive, model, matrix: np.ndarray
     held_out = set(model.card.training_data.get("validation_proposals") or ())
     kinds_of: dict[str, set[str]] = {}
     caption_of: dict[str, str] = {}
-    row_of = {obs_id: row for row, obs_id in enumerate(archive.obs_ids)}
     rows, row_kinds = [], []
-    for obs_id, proposal, caption in zip(pairs.obs_ids, pairs.proposals, pairs.captions):
+    for row, obs_id, proposal, caption in zip(pairs.rows, pairs.obs_ids, pairs.proposals,
+                                              pairs.captions):
         if proposal in held_out or obs_id not in truth:
             continue
         kinds_of.setdefault(proposal, set()).add(truth[obs_id])
         caption_of.setdefault(proposal, caption)
-        rows.append(row_of[obs_id])
+        rows.append(row)
         row_kinds.append(truth[obs_id])
     proposals = sorted(caption_of)
     if len(proposals) < 2:

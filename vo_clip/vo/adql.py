@@ -41,8 +41,8 @@ from .limits import TapLimits
 from .schema import TapColumn, TapTable, published_tables
 from .vosi import Udf
 
-__all__ = ["GEOMETRY_FUNCTIONS", "UDFS", "OutputColumn", "Ranking", "Similarity",
-           "Translation", "translate"]
+__all__ = ["GEOMETRY_FUNCTIONS", "TEXT_KINDS", "UDFS", "OutputColumn", "Ranking",
+           "Similarity", "Translation", "translate"]
 
 
 class ADQL(Dialect):
@@ -104,7 +104,7 @@ UDFS = (
 _SYSTEMS = {"", "ICRS"}
 
 #: Similarity kinds whose argument is a text the model embeds.
-_TEXT_KINDS = ("text", "match")
+TEXT_KINDS = ("text", "match")
 
 
 # -- the result of a translation --------------------------------------------------------
@@ -257,7 +257,7 @@ def _translate_as_template(adql: str, limits: TapLimits,
     except (UsageFault, LimitFault):
         return None
     values = {key: text for text, key in texts.items()}
-    similarities = [s for s in translation.similarities if s.kind in _TEXT_KINDS
+    similarities = [s for s in translation.similarities if s.kind in TEXT_KINDS
                     and s.argument in values]
     rest = repr((translation.compiled, translation.columns, translation.top,
                  translation.ranking,
@@ -425,7 +425,7 @@ def _star_columns(star: exp.Star) -> int:
 
 
 def _check_similarities(similarities: list["Similarity"], limits: TapLimits) -> None:
-    texts = {s.argument for s in similarities if s.kind in _TEXT_KINDS}
+    texts = {s.argument for s in similarities if s.kind in TEXT_KINDS}
     if len(texts) > limits.query_max_texts:
         raise LimitFault(f"the QUERY compares with {len(texts)} different texts; the limit "
                          f"(query_max_texts) is {limits.query_max_texts}",

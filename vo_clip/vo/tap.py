@@ -36,7 +36,7 @@ from ..errors import UnknownObservationError
 from ..search.backends import (CatalogBackend, ResultTooLarge, StatementError, StatementFailed,
                                StatementRefused, StatementStopped, TooManyCandidates,
                                ValueTooLong)
-from .adql import Translation, translate
+from .adql import TEXT_KINDS, Translation, translate
 from .damage import damaged_catalog_fault
 from .datalink import links_descriptor
 from .faults import DALIFault, FatalFault, LimitFault, TransientFault, UsageFault
@@ -250,7 +250,7 @@ class TapService:
         search in :meth:`_rows`.
         """
         def given(s) -> bool:
-            return s.kind in ("text", "match") and s.argument in query_vectors
+            return s.kind in TEXT_KINDS and s.argument in query_vectors
 
         similarities = translation.similarities
         if not similarities:
@@ -347,7 +347,7 @@ class TapService:
     @property
     def match_calibrated(self) -> bool:
         """Whether ``vo_clip_match`` can answer: the index has a match calibration."""
-        return getattr(self.index, "calibration", None) is not None
+        return self.index.calibration is not None
 
     def engine(self):
         """The search engine with its model (loaded on first use).
